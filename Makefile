@@ -1,0 +1,50 @@
+# One command surface: run, test, lint, bench, migrate.
+# A fresh machine needs only Python 3.11: the first target bootstraps uv into
+# .tools/ and syncs the locked environment into .venv/.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+DATA_DIR ?= consentgate-data
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup lint check pytest bench migrate test-data services clean
+
+run: setup
+	.venv/bin/consentgate --data-dir $(DATA_DIR) serve --host $(HOST) --port $(PORT)
+
+test: setup services lint pytest
+
+setup: .venv/.synced
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# uv.lock pins every package; dlib comes from the dlib-bin wheel (see README).
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+pytest: setup
+	.venv/bin/pytest
+
+bench: setup
+	.venv/bin/python bench/screen_bench.py
+
+migrate: setup
+	.venv/bin/consentgate --data-dir $(DATA_DIR) migrate
+
+test-data:
+	@bash scripts/test-data.sh
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

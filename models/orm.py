@@ -1,0 +1,339 @@
+"""The consent register and everything screened against it (SQLAlchemy 2).
+
+Every row belongs to an organisation, directly or through its pupil or
+medium; repositories always filter by organisation so no request can read
+across schools. Consent tables are append-only histories: the current state
+is the latest row, and no row is ever updated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from models.clock import utcnow
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+SerialId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the zone on the way back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use models.clock.utcnow()")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+def _uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Role(StrEnum):
+    STAFF = "staff"
+    SLT = "slt"
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+
+
+class Channel(StrEnum):
+    WEBSITE = "website"
+    SOCIAL_MEDIA = "social_media"
+    NEWSLETTER = "newsletter"
+    PRESS = "press"
+    # Public areas of the school premises.
+    DISPLAY = "display"
+
+
+class BiometricStatus(StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    OBJECTED = "objected"
+
+
+class BiometricBy(StrEnum):
+    PARENT = "parent"
+    PUPIL = "pupil"
+
+
+class ConsentStatus(StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+
+
+class GivenBy(StrEnum):
+    GUARDIAN = "guardian"
+    PUPIL = "pupil"
+
+
+class MediaKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class Device(StrEnum):
+    SCHOOL = "school"
+    PERSONAL = "personal"
+
+
+class MediaStatus(StrEnum):
+    QUEUED = "queued"
+    SCREENING = "screening"
+    SCREENED = "screened"
+    NEEDS_REVIEW = "needs_review"
+    FAILED = "failed"
+    PURGED = "purged"
+
+
+class MatchStatus(StrEnum):
+    MATCHED = "matched"
+    UNKNOWN = "unknown"
+    UNCERTAIN = "uncertain"
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Bumped on every change to templates or biometric consent, so worker
+    # processes know their cached gallery is stale.
+    gallery_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    # sha256 hex of the token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class Pupil(Base):
+    __tablename__ = "pupils"
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # The pupil's UPN (unique pupil number) or the school's own id.
+    external_id: Mapped[str] = mapped_column(String(64))
+    given_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str] = mapped_column(String(200))
+    year_group: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BiometricConsent(Base):
+    """Protection of Freedoms Act 2012 s.26 consent to process a pupil's face. Append-only."""
+
+    __tablename__ = "biometric_consents"
+
+    # Integer ids give insertion order; timestamps can tie within one clock tick.
+    id: Mapped[int] = mapped_column(SerialId, primary_key=True, autoincrement=True)
+    pupil_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pupils.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(16))
+    evidence_ref: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferencePhoto(Base):
+    __tablename__ = "reference_photos"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    pupil_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pupils.id"), index=True)
+    # Object holding the Fernet-encrypted photo bytes.
+    storage_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FaceTemplate(Base):
+    """A pupil's 128-d face encoding, Fernet-encrypted. Exists only under current biometric
+    consent."""
+
+    __tablename__ = "face_templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    pupil_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pupils.id"), index=True)
+    reference_photo_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reference_photos.id", ondelete="CASCADE")
+    )
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PublicationConsent(Base):
+    """A guardian's (or pupil's) consent for one channel. Append-only history."""
+
+    __tablename__ = "publication_consents"
+    __table_args__ = (Index("ix_publication_consents_pupil_channel", "pupil_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(SerialId, primary_key=True, autoincrement=True)
+    pupil_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pupils.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    given_by: Mapped[str] = mapped_column(String(16))
+    evidence_ref: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+
+
+class Media(Base):
+    __tablename__ = "media"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    uploaded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
+    uploader_name: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(500))
+    captured_on: Mapped[date | None] = mapped_column(Date)
+    device: Mapped[str] = mapped_column(String(16))
+    camera_make: Mapped[str | None] = mapped_column(String(200))
+    camera_model: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    mime: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # Human-readable cause when status is failed; never contains face data.
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retention_until: Mapped[date] = mapped_column(Date, index=True)
+    original_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    screened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="media", cascade="all, delete-orphan", order_by="Face.frame, Face.left"
+    )
+
+
+class Face(Base):
+    """One detected face. Holds a box and the match outcome, never an encoding."""
+
+    __tablename__ = "faces"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    media_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    left: Mapped[int] = mapped_column(Integer)
+    pupil_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pupils.id"), index=True)
+    distance: Mapped[float | None] = mapped_column(Float)
+    match_status: Mapped[str] = mapped_column(String(16))
+
+    media: Mapped[Media] = relationship(back_populates="faces")
+
+
+class Approval(Base):
+    """An SLT member's approval of a medium for a channel, with the written justification."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    media_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(32))
+    approved_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
+    approver_name: Mapped[str] = mapped_column(String(200))
+    justification: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Publication(Base):
+    __tablename__ = "publications"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    # Object key of the clean public copy (re-encoded, no metadata).
+    public_key: Mapped[str] = mapped_column(String(300))
+    published_by: Mapped[str] = mapped_column(String(200))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditHead(Base):
+    """Single row holding the newest audit hash; updating it serialises appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained log. Never holds face data, encodings or pixels."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(SerialId, primary_key=True, autoincrement=True)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,1 @@
+"""All queries live here; services call repositories and never build SQL themselves."""

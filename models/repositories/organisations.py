@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models.orm import ApiToken, Organisation
+
+
+class OrganisationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, slug: str, name: str, policy: dict[str, Any]) -> Organisation:
+        org = Organisation(slug=slug, name=name, policy=policy, gallery_version=0)
+        self.session.add(org)
+        self.session.flush()
+        return org
+
+    def get(self, org_id: uuid.UUID) -> Organisation | None:
+        return self.session.get(Organisation, org_id)
+
+    def get_by_slug(self, slug: str) -> Organisation | None:
+        return self.session.scalar(select(Organisation).where(Organisation.slug == slug))
+
+    def list(self) -> list[Organisation]:
+        return list(self.session.scalars(select(Organisation).order_by(Organisation.slug)))
+
+    def bump_gallery_version(self, org_id: uuid.UUID) -> None:
+        self.session.execute(
+            update(Organisation)
+            .where(Organisation.id == org_id)
+            .values(gallery_version=Organisation.gallery_version + 1)
+        )
+
+    def gallery_version(self, org_id: uuid.UUID) -> int:
+        version = self.session.scalar(
+            select(Organisation.gallery_version).where(Organisation.id == org_id)
+        )
+        return int(version or 0)
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, org_id: uuid.UUID, role: str, name: str, token_hash: str) -> ApiToken:
+        token = ApiToken(org_id=org_id, role=role, name=name, token_hash=token_hash)
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+    def get_active_by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+        )

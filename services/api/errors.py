@@ -1,0 +1,82 @@
+"""The one place where domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.config import ConfigurationError
+from services.errors import (
+    Conflict,
+    ConsentGateError,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    TransientError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific first: TooLarge and UnsupportedMediaType are InvalidInput too.
+STATUS: list[tuple[type[ConsentGateError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+    (TooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (InvalidInput, 422),
+    (TransientError, 503),
+]
+
+
+def status_for(exc: ConsentGateError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": code, "detail": message, **details}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ConsentGateError)
+    async def _domain(_: Request, exc: ConsentGateError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status,
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(error_body("invalid", "the request is not valid", errors=errors),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body("http_error", str(exc.detail)),
+                            status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        if isinstance(exc, ConfigurationError):
+            return JSONResponse(error_body("misconfigured", str(exc)), status_code=500)
+        return JSONResponse(error_body("internal", "internal error; nothing was changed"),
+                            status_code=500)

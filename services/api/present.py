@@ -1,0 +1,56 @@
+"""Turn domain objects into API v1 bodies."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from models.clock import utcnow
+from models.orm import Media, Publication
+from models.repositories.media import PublicationRepository
+from services.api import schemas
+from services.config import Settings
+from services.decide.service import ChannelDecision, ConsentFacts, decide_media, face_status, load_facts
+from services.policy import policy_of
+from services.publish.service import public_url
+
+
+def publication(settings: Settings, p: Publication) -> schemas.PublicationOut:
+    return schemas.PublicationOut(
+        id=p.id, media_id=p.media_id, channel=p.channel, url=public_url(settings, p),
+        published_at=p.published_at, published_by=p.published_by,
+        withdrawn_at=p.withdrawn_at, withdrawn_reason=p.withdrawn_reason,
+    )
+
+
+def media(
+    session: Session,
+    settings: Settings,
+    m: Media,
+    policy_doc: dict[str, object],
+    *,
+    facts: ConsentFacts | None = None,
+    decisions: dict[str, ChannelDecision] | None = None,
+) -> schemas.MediaOut:
+    facts = facts if facts is not None else load_facts(session, [m])
+    decisions = decisions if decisions is not None else decide_media(session, m, facts=facts)
+    policy = policy_of(dict(policy_doc))
+    today = utcnow().date()
+    pubs = PublicationRepository(session).active_for_media([m.id])
+    return schemas.MediaOut(
+        id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
+        device=m.device, captured_on=m.captured_on, uploaded_at=m.created_at,
+        uploader=m.uploader_name, error=m.error,
+        faces=[
+            schemas.FaceOut(
+                box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,
+                distance=f.distance, status=face_status(f, facts, policy, today),
+            )
+            for f in m.faces
+        ],
+        channels={
+            c: schemas.ChannelDecisionOut(allowed=d.allowed, reasons=d.reasons)
+            for c, d in decisions.items()
+        },
+        retention_until=m.retention_until,
+        publications=[publication(settings, p) for p in pubs],
+    )

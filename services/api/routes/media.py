@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+
+from models.orm import Channel, Device
+from models.repositories.media import MediaRepository, PublicationRepository
+from services.api import present, schemas
+from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.auth import Role
+from services.publish import service as publishing
+from services.review import service as review
+from services.upload.service import UploadForm, accept_upload
+
+router = APIRouter(prefix="/api/v1", tags=["media"])
+
+
+@router.post("/media", status_code=status.HTTP_202_ACCEPTED)
+def upload(
+    file: Annotated[UploadFile, File()],
+    event: Annotated[str, Form(min_length=1, max_length=200)],
+    purpose: Annotated[str, Form(min_length=1, max_length=500)],
+    device: Annotated[Device, Form()],
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+    captured_on: Annotated[date | None, Form()] = None,
+) -> schemas.UploadOut:
+    result = accept_upload(
+        session, store, settings, principal, file.file,
+        UploadForm(event=event, purpose=purpose, device=device, captured_on=captured_on),
+    )
+    return schemas.UploadOut(id=result.media.id, status=result.media.status,
+                             notices=result.notices)
+
+
+@router.get("/media")
+def list_media(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+               limit: int = 50, offset: int = 0) -> list[schemas.MediaOut]:
+    mine = principal.token_id if principal.role == Role.STAFF else None
+    items = MediaRepository(session).list(principal.org_id, uploaded_by=mine,
+                                          limit=min(max(limit, 1), 200), offset=max(offset, 0))
+    return [present.media(session, settings, m, principal.org.policy) for m in items]
+
+
+@router.get("/media/{media_id}")
+def get_media(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
+              principal: CurrentPrincipal) -> schemas.MediaOut:
+    m = publishing.get_media(session, principal, media_id)
+    return present.media(session, settings, m, principal.org.policy)
+
+
+@router.post("/media/{media_id}/publications", status_code=status.HTTP_201_CREATED)
+def publish(media_id: uuid.UUID, body: schemas.PublishIn, response: Response,
+            session: SessionDep, store: StoreDep, settings: SettingsDep,
+            principal: CurrentPrincipal) -> schemas.PublicationOut:
+    result = publishing.publish(session, store, settings, principal, media_id, body.channel)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return present.publication(settings, result.publication)
+
+
+@router.delete("/media/{media_id}/publications/{channel}")
+def unpublish(media_id: uuid.UUID, channel: Channel, session: SessionDep, store: StoreDep,
+              settings: SettingsDep, principal: CurrentPrincipal) -> schemas.PublicationOut:
+    pub = publishing.unpublish(session, store, principal, media_id, channel)
+    return present.publication(settings, pub)
+
+
+@router.post("/media/{media_id}/approvals", status_code=status.HTTP_201_CREATED)
+def approve(media_id: uuid.UUID, body: schemas.ApprovalIn, session: SessionDep,
+            settings: SettingsDep, principal: CurrentPrincipal) -> schemas.MediaOut:
+    review.approve(session, principal, media_id, body.channels, body.justification)
+    m = publishing.get_media(session, principal, media_id)
+    return present.media(session, settings, m, principal.org.policy)
+
+
+@router.get("/publications")
+def list_publications(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+                      channel: Channel | None = None,
+                      include_withdrawn: bool = False) -> list[schemas.PublicationOut]:
+    principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
+    pubs = PublicationRepository(session).list(
+        principal.org_id, channel=channel.value if channel else None,
+        include_withdrawn=include_withdrawn,
+    )
+    return [present.publication(settings, p) for p in pubs]
+
+
+@router.get("/review")
+def review_queue(session: SessionDep, settings: SettingsDep,
+                 principal: CurrentPrincipal) -> list[schemas.ReviewItem]:
+    entries = review.review_queue(session, principal)
+    return [
+        schemas.ReviewItem(
+            media=present.media(session, settings, e.media, principal.org.policy,
+                                facts=e.facts, decisions=e.decisions),
+            blocked_channels=e.blocked_channels,
+        )
+        for e in entries
+    ]

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile, status
+
+from models.clock import utcnow
+from models.orm import Channel, Pupil
+from models.repositories.pupils import PupilRepository
+from services.api import schemas
+from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.auth import Role
+from services.errors import TooLarge
+from services.register import service as register
+from services.register.consent import biometric_is_current, consent_in_force
+
+router = APIRouter(prefix="/api/v1/pupils", tags=["consent register"])
+
+# Reference photos are portraits; anything bigger is not one.
+MAX_REFERENCE_BYTES = 25 * 1024 * 1024
+
+
+def _out(session: SessionDep, pupil: Pupil) -> schemas.PupilOut:
+    repo = PupilRepository(session)
+    today = utcnow().date()
+    latest = repo.latest_consents([pupil.id])
+    return schemas.PupilOut(
+        id=pupil.id, external_id=pupil.external_id, given_name=pupil.given_name,
+        family_name=pupil.family_name, year_group=pupil.year_group, active=pupil.active,
+        biometric_consent=biometric_is_current(repo.biometric_history(pupil.id)),
+        templates=repo.template_count(pupil.id),
+        consents={
+            channel: schemas.ConsentOut(
+                channel=channel, status=r.status, given_by=r.given_by,
+                evidence_ref=r.evidence_ref, recorded_by=r.recorded_by,
+                recorded_at=r.recorded_at, expires_on=r.expires_on,
+                in_force=consent_in_force(r, today),
+            )
+            for (_, channel), r in latest.items()
+        },
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_pupil(body: schemas.PupilIn, session: SessionDep,
+                 principal: CurrentPrincipal) -> schemas.PupilOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.create_pupil(session, principal, **body.model_dump())
+    return _out(session, pupil)
+
+
+@router.get("")
+def list_pupils(session: SessionDep, principal: CurrentPrincipal) -> list[schemas.PupilOut]:
+    principal.require(Role.SLT, Role.ADMIN)
+    return [_out(session, p) for p in PupilRepository(session).list(principal.org_id)]
+
+
+@router.get("/{pupil_id}")
+def get_pupil(pupil_id: uuid.UUID, session: SessionDep,
+              principal: CurrentPrincipal) -> schemas.PupilOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    return _out(session, register.get_pupil(session, principal, pupil_id))
+
+
+@router.patch("/{pupil_id}")
+def set_active(pupil_id: uuid.UUID, body: schemas.ActiveIn, session: SessionDep,
+               store: StoreDep, principal: CurrentPrincipal) -> schemas.PupilOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    register.set_active(session, store, principal, pupil, body.active)
+    return _out(session, pupil)
+
+
+@router.post("/{pupil_id}/biometric-consent", status_code=status.HTTP_201_CREATED)
+def biometric_consent(pupil_id: uuid.UUID, body: schemas.BiometricIn, session: SessionDep,
+                      store: StoreDep, principal: CurrentPrincipal) -> schemas.BiometricOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    outcome = register.record_biometric(
+        session, store, principal, pupil, status=body.status, by=body.by.value,
+        evidence_ref=body.evidence_ref,
+    )
+    return schemas.BiometricOut(pupil_id=pupil.id, biometric_consent=outcome.current,
+                                templates_deleted=outcome.templates_deleted)
+
+
+@router.post("/{pupil_id}/reference-photos", status_code=status.HTTP_201_CREATED)
+def add_reference_photo(
+    pupil_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="a clear photo of the pupil alone")],
+    session: SessionDep, store: StoreDep, settings: SettingsDep, principal: CurrentPrincipal,
+) -> schemas.ReferencePhotoOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    data = file.file.read(MAX_REFERENCE_BYTES + 1)
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise TooLarge("reference photo is larger than 25 MiB")
+    photo = register.add_reference_photo(session, store, settings, principal, pupil, data)
+    return schemas.ReferencePhotoOut(id=photo.id, pupil_id=pupil.id, created_at=photo.created_at)
+
+
+@router.put("/{pupil_id}/consents/{channel}")
+def set_consent(pupil_id: uuid.UUID, channel: Channel, body: schemas.ConsentIn,
+                session: SessionDep, store: StoreDep,
+                principal: CurrentPrincipal) -> schemas.PupilOut:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    register.set_publication_consent(
+        session, store, principal, pupil, channel, status=body.status,
+        given_by=body.given_by.value, evidence_ref=body.evidence_ref, expires_on=body.expires_on,
+    )
+    return _out(session, pupil)
+
+
+@router.get("/{pupil_id}/consents")
+def consent_history(pupil_id: uuid.UUID, session: SessionDep,
+                    principal: CurrentPrincipal) -> list[schemas.ConsentOut]:
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    today = utcnow().date()
+    return [
+        schemas.ConsentOut(
+            channel=r.channel, status=r.status, given_by=r.given_by, evidence_ref=r.evidence_ref,
+            recorded_by=r.recorded_by, recorded_at=r.recorded_at, expires_on=r.expires_on,
+            in_force=consent_in_force(r, today),
+        )
+        for r in PupilRepository(session).consent_history(pupil.id)
+    ]

@@ -1,0 +1,146 @@
+"""Request and response bodies of API v1. Field names are a contract with the
+website publishing pipeline: add freely, never rename."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.orm import BiometricBy, BiometricStatus, Channel, ConsentStatus, GivenBy
+
+
+class PupilIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    external_id: str = Field(min_length=1, max_length=64)
+    given_name: str = Field(min_length=1, max_length=200)
+    family_name: str = Field(min_length=1, max_length=200)
+    year_group: str = Field(min_length=1, max_length=32)
+
+
+class ConsentOut(BaseModel):
+    channel: str
+    status: str
+    given_by: str
+    evidence_ref: str
+    recorded_by: str
+    recorded_at: datetime
+    expires_on: date | None
+    in_force: bool
+
+
+class PupilOut(BaseModel):
+    id: uuid.UUID
+    external_id: str
+    given_name: str
+    family_name: str
+    year_group: str
+    active: bool
+    biometric_consent: bool
+    templates: int
+    consents: dict[str, ConsentOut]
+
+
+class BiometricIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: BiometricStatus
+    by: BiometricBy
+    evidence_ref: str = Field(min_length=1, max_length=500)
+
+
+class BiometricOut(BaseModel):
+    pupil_id: uuid.UUID
+    biometric_consent: bool
+    templates_deleted: int
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: ConsentStatus
+    given_by: GivenBy
+    evidence_ref: str = Field(min_length=1, max_length=500)
+    expires_on: date | None = None
+
+
+class ActiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+
+
+class ReferencePhotoOut(BaseModel):
+    id: uuid.UUID
+    pupil_id: uuid.UUID
+    created_at: datetime
+
+
+class FaceOut(BaseModel):
+    box: tuple[int, int, int, int] = Field(description="top, right, bottom, left in pixels")
+    frame: int
+    pupil_id: uuid.UUID | None
+    distance: float | None = Field(
+        description="how different the face is from the pupil's reference photos (lower is "
+        "more alike; the match threshold is set in CONSENTGATE_MATCH_THRESHOLD)"
+    )
+    status: str
+
+
+class ChannelDecisionOut(BaseModel):
+    allowed: bool
+    reasons: list[str]
+
+
+class PublicationOut(BaseModel):
+    id: uuid.UUID
+    media_id: uuid.UUID
+    channel: str
+    url: str
+    published_at: datetime
+    published_by: str
+    withdrawn_at: datetime | None
+    withdrawn_reason: str | None
+
+
+class MediaOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    event: str
+    purpose: str
+    device: str
+    captured_on: date | None
+    uploaded_at: datetime
+    uploader: str
+    error: str | None
+    faces: list[FaceOut]
+    channels: dict[str, ChannelDecisionOut]
+    retention_until: date
+    publications: list[PublicationOut]
+
+
+class UploadOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    notices: list[str]
+
+
+class PublishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+
+
+class ApprovalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    channels: list[Channel] = Field(min_length=1)
+    justification: str = Field(min_length=10, max_length=5000)
+
+
+class ReviewItem(BaseModel):
+    media: MediaOut
+    blocked_channels: list[str]

@@ -1,0 +1,66 @@
+"""The audit trail: who did what to which record, hash-chained so tampering shows.
+
+Details must never carry face encodings, pixels or image bytes; callers pass
+ids, statuses, reasons and evidence references only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models.repositories.audit import GENESIS, AuditRepository, canonical_time, event_hash
+from services.auth import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class SystemActor:
+    """A process acting on its own account (worker, beat, CLI)."""
+
+    name: str
+    org_id: uuid.UUID | None
+
+    @property
+    def actor(self) -> str:
+        return f"system:{self.name}"
+
+
+def record(
+    session: Session,
+    who: Principal | SystemActor,
+    action: str,
+    target: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    AuditRepository(session).append(
+        org_id=who.org_id, actor=who.actor, action=action, target=target, details=details or {}
+    )
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events: int
+    first_broken_id: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute every hash in order; name the first event whose link does not hold."""
+    prev = GENESIS
+    count = 0
+    for event in AuditRepository(session).iterate_all():
+        count += 1
+        if event.prev_hash != prev:
+            return ChainReport(False, count, event.id, "prev_hash does not match the event before")
+        expected = event_hash(
+            prev, event.org_id, event.actor, event.action, event.target,
+            canonical_time(event.at), event.details,
+        )
+        if expected != event.hash:
+            return ChainReport(False, count, event.id, "contents do not match the stored hash")
+        prev = event.hash
+    return ChainReport(True, count)

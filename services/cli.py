@@ -1,0 +1,233 @@
+"""`consentgate`: the one command for running, administering and checking ConsentGate.
+
+Every command honours --data-dir / CONSENTGATE_DATA_DIR (the embedded default)
+and the CONSENTGATE_* settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from models.orm import Role
+
+
+def _settings_reset(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["CONSENTGATE_DATA_DIR"] = str(data_dir.resolve())
+    from services import runtime
+
+    runtime.reset()
+
+
+def _prepare_embedded() -> None:
+    from services.config import get_settings
+
+    settings = get_settings()
+    if settings.database_url is None or settings.storage_backend == "filesystem":
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the embedded database, broker and files live "
+                   "[env CONSENTGATE_DATA_DIR; default ./consentgate-data].")
+def main(data_dir: Path | None) -> None:
+    """ConsentGate: consent-aware image screening for schools."""
+    _settings_reset(data_dir)
+    _prepare_embedded()
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from models.migrate import upgrade
+    from services.config import get_settings
+
+    upgrade(get_settings().resolved_database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--concurrency", default=1, show_default=True, type=int,
+              help="Screening worker processes.")
+@click.option("--no-worker", is_flag=True, help="Run only the API (production runs workers "
+              "separately).")
+def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
+    """Run the API, plus an embedded screening worker and scheduler."""
+    import uvicorn
+
+    from models.migrate import upgrade
+    from services import runtime
+    from services.config import get_settings
+
+    if "CONSENTGATE_PUBLIC_BASE_URL" not in os.environ:
+        os.environ["CONSENTGATE_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
+        runtime.reset()
+    settings = get_settings()
+    upgrade(settings.resolved_database_url)
+    worker: subprocess.Popen[bytes] | None = None
+    if not no_worker:
+        # The same Celery tasks as production, in a child process over the
+        # embedded (or configured) broker; it dies with us.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", "--beat",
+             "--concurrency", str(concurrency)],
+            env=os.environ.copy(),
+        )
+    try:
+        from services.api.app import create_app
+
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+@main.command()
+@click.option("--concurrency", default=1, show_default=True, type=int)
+@click.option("--beat", is_flag=True, help="Also run the periodic scheduler (one per site).")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(concurrency: int, beat: bool, loglevel: str) -> None:
+    """Run a screening worker."""
+    from services.config import get_settings
+    from workers.celery_app import app
+
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+            "-Q", "consentgate", "--without-gossip", "--without-mingle"]
+    if beat:
+        argv += ["--beat", f"--schedule={get_settings().data_dir.resolve() / 'beat-schedule'}"]
+    app.worker_main(argv=argv)
+
+
+@main.command()
+@click.option("--loglevel", default="info", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the periodic scheduler (sweeps for stuck screening)."""
+    from services.config import get_settings
+    from workers.celery_app import app
+
+    schedule = get_settings().data_dir.resolve() / "beat-schedule"
+    app.start(argv=["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+
+
+@main.group()
+def org() -> None:
+    """Organisations (schools and services)."""
+
+
+@org.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Policy YAML/JSON (see policies/).")
+def org_create(slug: str, name: str, policy_file: Path | None) -> None:
+    """Create an organisation with its policy."""
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services import runtime
+    from services.audit import SystemActor, record
+    from services.policy import DEFAULT_POLICY, load_policy_file
+
+    policy = load_policy_file(policy_file) if policy_file else DEFAULT_POLICY
+    with transaction(runtime.sessions()) as session:
+        repo = OrganisationRepository(session)
+        if repo.get_by_slug(slug) is not None:
+            raise click.ClickException(f"organisation {slug!r} already exists")
+        created = repo.create(slug, name, policy.model_dump(mode="json"))
+        record(session, SystemActor("cli", created.id), "organisation.created",
+               f"org:{created.id}", {"slug": slug, "policy": policy.model_dump(mode="json")})
+    click.echo(f"created organisation {slug} ({policy.name} policy)")
+
+
+@org.command("list")
+def org_list() -> None:
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services import runtime
+
+    with transaction(runtime.sessions()) as session:
+        for o in OrganisationRepository(session).list():
+            click.echo(f"{o.slug}\t{o.name}\t{o.policy.get('name')}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--org", "org_slug", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", required=True, help="Who or what holds the token.")
+def token_create(org_slug: str, role: str, name: str) -> None:
+    """Print a new bearer token once, alone on the last line."""
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services import runtime
+    from services.audit import SystemActor, record
+    from services.auth import issue_token
+
+    with transaction(runtime.sessions()) as session:
+        found = OrganisationRepository(session).get_by_slug(org_slug)
+        if found is None:
+            raise click.ClickException(f"no organisation {org_slug!r}")
+        secret = issue_token(session, found, Role(role), name)
+        record(session, SystemActor("cli", found.id), "token.created", f"org:{found.id}",
+               {"role": role, "name": name})
+    click.echo(f"token for {name} ({role} at {org_slug}); it is shown only once:", err=True)
+    click.echo(secret)
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; name the first broken link."""
+    from models.db import transaction
+    from services import runtime
+    from services.audit import verify_chain
+
+    with transaction(runtime.sessions()) as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit trail intact: {report.events} events")
+        return
+    click.echo(f"audit trail BROKEN at event {report.first_broken_id}: {report.problem}")
+    sys.exit(1)
+
+
+@main.command("wait-ready", hidden=True)
+@click.option("--url", default="http://127.0.0.1:8000/healthz")
+@click.option("--timeout", default=60.0)
+def wait_ready(url: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise click.ClickException(f"{url} not ready after {timeout}s")
+
+
+if __name__ == "__main__":
+    main()

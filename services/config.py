@@ -1,0 +1,144 @@
+"""One `Settings` object for every process: API, worker, beat and CLI.
+
+Two deployments share one code path and differ only in these values:
+
+* embedded (the default): SQLite, a filesystem object store and a Celery
+  transport on SQLite, all under `data_dir`; no server needs to run.
+* production: PostgreSQL, Redis (or RabbitMQ) and MinIO, named by
+  `CONSENTGATE_DATABASE_URL`, `CONSENTGATE_BROKER_URL` and `CONSENTGATE_MINIO_*`.
+
+Secrets have no usable defaults. In production a missing or well-known
+secret stops the process at start-up rather than running insecurely.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values copied from examples and tutorials; refusing them stops a deployment
+# that was never configured from running with a secret the world knows.
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {"", "changethis", "changeme", "secret", "password", "minioadmin", "minio123"}
+)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSENTGATE_", extra="ignore")
+
+    environment: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Path("consentgate-data")
+
+    database_url: str | None = None
+    broker_url: str | None = None
+
+    storage_backend: Literal["filesystem", "minio"] = "filesystem"
+    minio_endpoint: str = "localhost:9000"
+    minio_access_key: str | None = None
+    minio_secret_key: SecretStr | None = None
+    minio_bucket: str = "consentgate"
+    minio_secure: bool = False
+    minio_region: str | None = None
+
+    # Fernet key (urlsafe base64 of 32 bytes) that encrypts face templates and
+    # reference photos at rest. Embedded installs generate one under data_dir.
+    template_key: SecretStr | None = None
+
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    max_upload_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    # Decompression-bomb guard; a 48 MP phone photo fits, a 20k x 20k PNG does not.
+    max_image_pixels: int = Field(default=100_000_000, gt=0)
+
+    # Face matching (dlib 128-d encodings, Euclidean distance). See README
+    # "Matching thresholds" for how these were calibrated.
+    match_threshold: float = Field(default=0.5, gt=0, lt=1)
+    match_margin: float = Field(default=0.06, ge=0, lt=1)
+    # Video sampling rate in frames per second of video time.
+    video_sample_fps: float = Field(default=2.0, ge=2.0)
+
+    # Screening time limit per medium, in seconds; past it the medium is failed.
+    screening_time_limit_s: int = Field(default=900, gt=0)
+    # A medium queued or screening for longer than this is re-enqueued by the sweep.
+    stuck_after_s: int = Field(default=300, gt=0)
+    sweep_interval_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        for name in ("template_key", "minio_secret_key"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value() in KNOWN_DEFAULT_SECRETS:
+                raise ConfigurationError(f"CONSENTGATE_{name.upper()} is a well-known default")
+        if self.template_key is not None:
+            try:
+                Fernet(self.template_key.get_secret_value().encode())
+            except ValueError as exc:
+                raise ConfigurationError(
+                    "CONSENTGATE_TEMPLATE_KEY must be a Fernet key "
+                    "(python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())')"
+                ) from exc
+        if self.environment == "production":
+            missing = [
+                f"CONSENTGATE_{n.upper()}"
+                for n in ("database_url", "broker_url", "template_key")
+                if getattr(self, n) is None
+            ]
+            if self.storage_backend == "minio" and (
+                self.minio_access_key is None or self.minio_secret_key is None
+            ):
+                missing.append("CONSENTGATE_MINIO_ACCESS_KEY/CONSENTGATE_MINIO_SECRET_KEY")
+            if missing:
+                raise ConfigurationError("production needs " + ", ".join(missing))
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'consentgate.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{self.data_dir.resolve() / 'broker.db'}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir.resolve() / "objects"
+
+    def template_fernet(self) -> Fernet:
+        if self.template_key is not None:
+            return Fernet(self.template_key.get_secret_value().encode())
+        return Fernet(_embedded_key(self.data_dir.resolve() / "secrets" / "template.key"))
+
+
+def _embedded_key(path: Path) -> bytes:
+    """Read or create the embedded install's key; mode 0600, created atomically."""
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Fernet.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

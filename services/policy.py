@@ -1,0 +1,53 @@
+"""Organisation policy: loaded from a YAML or JSON file, stored with the organisation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.orm import Channel
+from services.errors import InvalidInput
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    # Days an image is kept, counted from capture (or upload when capture is unknown).
+    retention_days: int = Field(default=730, gt=0, le=3650)
+    # Per-purpose overrides of retention_days, e.g. {"prospectus": 1095}.
+    retention_by_purpose: dict[str, int] = Field(default_factory=dict)
+    personal_devices: Literal["forbidden", "with_permission"] = "forbidden"
+    slt_approval_required: bool = True
+    channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.WEBSITE, Channel.NEWSLETTER, Channel.DISPLAY]
+    )
+    # Who may allow personal devices, in the policy's own words (shown to SLT).
+    personal_device_permission_from: str = "the headteacher"
+
+    def retention_for(self, purpose: str) -> int:
+        return self.retention_by_purpose.get(purpose.strip().lower(), self.retention_days)
+
+
+DEFAULT_POLICY = Policy()
+
+
+def load_policy_file(path: Path) -> Policy:
+    text = path.read_text(encoding="utf-8")
+    data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return parse_policy(data)
+
+
+def parse_policy(data: Any) -> Policy:
+    try:
+        return Policy.model_validate(data or {})
+    except ValidationError as exc:
+        raise InvalidInput("invalid policy", errors=exc.errors(include_url=False)) from exc
+
+
+def policy_of(stored: dict[str, Any]) -> Policy:
+    return Policy.model_validate(stored)

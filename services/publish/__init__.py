@@ -1,0 +1,1 @@
+"""Publishing: the website pipeline may publish only what the gate allows, and takedowns."""

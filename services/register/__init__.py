@@ -1,0 +1,1 @@
+"""The consent register: pupils, biometric consent, publication consent, enrolment."""

@@ -1,0 +1,1 @@
+"""SLT scrutiny: the queue of blocked media, and approvals with written justification."""

@@ -1,0 +1,43 @@
+"""The Celery application shared by the production worker and the embedded one.
+
+Embedded installs use kombu's SQLAlchemy transport on a SQLite file under the
+data directory, so no broker server is needed; production points
+CONSENTGATE_BROKER_URL at Redis or RabbitMQ. The tasks are the same.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from services.config import get_settings
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    app = Celery("consentgate", broker=settings.resolved_broker_url, include=[
+        "workers.screen.tasks",
+    ])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message at a time per process: screening is long, and a prefetched
+        # message would wait behind it instead of going to an idle worker.
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="consentgate",
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"polling_interval": 0.5, "visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-stuck-media": {
+                "task": "consentgate.sweep_stuck_media",
+                "schedule": settings.sweep_interval_s,
+            },
+        },
+    )
+    return app
+
+
+app = make_app()
