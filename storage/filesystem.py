@@ -124,9 +124,12 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int | None) -> None:
 class FilesystemStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
-        self.root.parent.mkdir(parents=True, exist_ok=True)
-        with suppress(FileExistsError):
-            self.root.mkdir(mode=_DIR_MODE)
+        # Missing ancestors too are created private: data_dir also holds the
+        # database and keys. Existing directories are left as they are.
+        for directory in [*reversed(self.root.parents), self.root]:
+            if not directory.is_dir():
+                with suppress(FileExistsError):
+                    os.mkdir(directory, _DIR_MODE)
         if not self.root.is_dir():
             raise NotADirectoryError(f"object store root is not a directory: {self.root}")
 

@@ -456,7 +456,10 @@ def test_unversioned_bucket_overwrite_and_delete(unversioned_store: MinioStore) 
 
 
 def test_build_store_filesystem(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+    # Explicit values throughout: tests/conftest.py sets CONSENTGATE_* for production.
+    settings = Settings(
+        environment="embedded", storage_backend="filesystem", data_dir=tmp_path / "data"
+    )
     store = build_store(settings)
     assert isinstance(store, FilesystemStore)
     store.put("k", b"1")
@@ -466,6 +469,7 @@ def test_build_store_filesystem(tmp_path: Path) -> None:
 def test_build_store_minio_creates_bucket_when_embedded(s3_endpoint: str) -> None:
     bucket = f"test-{uuid.uuid4().hex[:20]}"
     settings = Settings(
+        environment="embedded",
         storage_backend="minio",
         minio_endpoint=s3_endpoint,
         minio_access_key=ACCESS_KEY,
@@ -490,10 +494,13 @@ def _closed_port() -> int:
 
 def test_unreachable_minio_raises_storage_unavailable_quickly(tmp_path: Path) -> None:
     settings = Settings(
+        environment="embedded",
         storage_backend="minio",
         minio_endpoint=f"127.0.0.1:{_closed_port()}",
         minio_access_key=ACCESS_KEY,
         minio_secret_key=SECRET_KEY,
+        minio_bucket="consentgate",
+        minio_region=REGION,
     )
     started = time.monotonic()
     with pytest.raises(StorageUnavailable):
@@ -536,3 +543,9 @@ def test_hung_minio_times_out_as_storage_unavailable() -> None:
         with pytest.raises(StorageUnavailable):
             store.get("k")
         assert time.monotonic() - started < 5
+
+
+def test_filesystem_creates_missing_ancestors_privately(tmp_path: Path) -> None:
+    FilesystemStore(tmp_path / "data" / "objects")
+    for directory in (tmp_path / "data", tmp_path / "data" / "objects"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
