@@ -138,10 +138,13 @@ class _CountingReader:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self.count = 0
+        self.eof = False
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._stream.read(size)
         self.count += len(chunk)
+        if not chunk and size != 0:
+            self.eof = True
         return chunk
 
 
@@ -218,7 +221,7 @@ class MinioStore:
                 # minio-py raises IOError when the stream holds fewer than
                 # `length` bytes; any other OSError is the caller's stream failing.
                 if (length is not None and isinstance(stream, _CountingReader)
-                        and stream.count < length):
+                        and stream.eof and stream.count < length):
                     raise ValueError(
                         f"stream ended {length - stream.count} bytes short of length={length}"
                     ) from exc

@@ -403,8 +403,6 @@ def pil_to_rgb(im: Image.Image) -> RGBImage:
 
 def _to_rgb_array(im: Image.Image) -> RGBImage:
     mode = im.mode
-    if mode.startswith("I") or mode == "F":
-        return _frozen(_high_depth_to_rgb(im))
     try:
         if mode == "RGB" and "transparency" not in im.info:
             rgb = im

@@ -1,0 +1,107 @@
+"""Consent rules that do not need faces: biometric consent under POFA s.26, append-only
+consent history, and the tamper-evident audit trail."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from services import runtime
+from services.cli import main as cli
+from tests.support import create_org, token
+
+PUPIL = {"external_id": "UPN1", "given_name": "Sam", "family_name": "Hill", "year_group": "Y3"}
+
+
+def _pupil(client: TestClient, slt: dict[str, str]) -> str:
+    r = client.post("/api/v1/pupils", headers=slt, json=PUPIL)
+    assert r.status_code == 201, r.text
+    pupil_id: str = r.json()["id"]
+    return pupil_id
+
+
+def _biometric(client: TestClient, slt: dict[str, str], pid: str, status: str, by: str) -> bool:
+    r = client.post(f"/api/v1/pupils/{pid}/biometric-consent", headers=slt,
+                    json={"status": status, "by": by, "evidence_ref": "form"})
+    assert r.status_code == 201, r.text
+    current: bool = r.json()["biometric_consent"]
+    return current
+
+
+def test_biometric_consent_needs_a_parent_and_any_objection_overrides(
+    client: TestClient,
+) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    pid = _pupil(client, slt)
+    assert client.get(f"/api/v1/pupils/{pid}", headers=slt).json()["biometric_consent"] is False
+    # A pupil cannot consent alone.
+    assert _biometric(client, slt, pid, "granted", "pupil") is False
+    assert _biometric(client, slt, pid, "granted", "parent") is True
+    # The pupil's objection overrides the parent's consent...
+    assert _biometric(client, slt, pid, "objected", "pupil") is False
+    # ...and a parent cannot override it by granting again.
+    assert _biometric(client, slt, pid, "granted", "parent") is False
+    assert _biometric(client, slt, pid, "granted", "pupil") is True
+    assert _biometric(client, slt, pid, "withdrawn", "parent") is False
+
+
+def test_enrolment_without_biometric_consent_is_refused_with_409(client: TestClient) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    pid = _pupil(client, slt)
+    r = client.post(f"/api/v1/pupils/{pid}/reference-photos", headers=slt,
+                    files={"file": ("a.jpg", b"\xff\xd8\xff" + b"\0" * 64)})
+    assert r.status_code == 409
+    assert "biometric consent" in r.json()["detail"]
+    assert sum(1 for _ in runtime.store().list_keys("references/")) == 0
+
+
+def test_consent_history_is_appended_never_overwritten(client: TestClient) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    pid = _pupil(client, slt)
+    for status in ("granted", "withdrawn", "granted"):
+        r = client.put(f"/api/v1/pupils/{pid}/consents/newsletter", headers=slt,
+                       json={"status": status, "given_by": "guardian", "evidence_ref": status,
+                             "expires_on": "2030-01-01"})
+        assert r.status_code == 200
+    history = client.get(f"/api/v1/pupils/{pid}/consents", headers=slt).json()
+    assert [h["status"] for h in history] == ["granted", "withdrawn", "granted"]
+    current = client.get(f"/api/v1/pupils/{pid}", headers=slt).json()["consents"]
+    assert current["newsletter"]["status"] == "granted"
+    assert current["newsletter"]["in_force"] is True
+    r = client.put(f"/api/v1/pupils/{pid}/consents/newsletter", headers=slt,
+                   json={"status": "granted", "given_by": "guardian", "evidence_ref": "x",
+                         "expires_on": "2020-01-01"})
+    assert r.json()["consents"]["newsletter"]["in_force"] is False
+
+
+def test_duplicate_pupil_is_a_conflict(client: TestClient) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    _pupil(client, slt)
+    r = client.post("/api/v1/pupils", headers=slt, json=PUPIL)
+    assert r.status_code == 409
+
+
+def test_audit_verify_passes_then_names_the_altered_event(client: TestClient) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    pid = _pupil(client, slt)
+    _biometric(client, slt, pid, "granted", "parent")
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "intact" in ok.output
+    with runtime.sessions()() as session:
+        victim = session.execute(
+            text("SELECT id FROM audit_events WHERE action = 'biometric_consent.recorded'")
+        ).scalar_one()
+        session.execute(text("UPDATE audit_events SET actor = 'someone-else' WHERE id = :i"),
+                        {"i": victim})
+        session.commit()
+    broken = runner.invoke(cli, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert f"event {victim}" in broken.output
