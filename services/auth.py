@@ -13,7 +13,7 @@ from models.orm import Organisation, Role
 from models.repositories.organisations import TokenRepository
 from services.errors import Forbidden, Unauthenticated
 
-TOKEN_PREFIX = "cg_"
+TOKEN_PREFIX = "cg_"  # noqa: S105 - a marker that makes leaked tokens greppable
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
     if not no_worker:
         # The same Celery tasks as production, in a child process over the
         # embedded (or configured) broker; it dies with us.
-        worker = subprocess.Popen(
+        worker = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
             [sys.executable, "-m", "services.cli", "worker", "--beat",
              "--concurrency", str(concurrency)],
             env=os.environ.copy(),
@@ -159,7 +159,7 @@ def org_list() -> None:
     from services import runtime
 
     with transaction(runtime.sessions()) as session:
-        for o in OrganisationRepository(session).list():
+        for o in OrganisationRepository(session).list_all():
             click.echo(f"{o.slug}\t{o.name}\t{o.policy.get('name')}")
 
 

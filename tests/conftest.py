@@ -15,7 +15,9 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "faces"
-FACES_MISSING = "../shared/faces not found; run `make test-data` for how to get the public test images"
+FACES_MISSING = (
+    "../shared/faces not found; run `make test-data` for how to get the public test images"
+)
 
 TEST_DATABASE_URL = os.environ.get(
     "CONSENTGATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

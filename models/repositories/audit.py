@@ -89,7 +89,7 @@ class AuditRepository:
         self.session.flush()
         return event
 
-    def list(self, org_id: uuid.UUID, *, limit: int = 200, before_id: int | None = None
+    def list_events(self, org_id: uuid.UUID, *, limit: int = 200, before_id: int | None = None
              ) -> list[AuditEvent]:
         query = (
             select(AuditEvent)

@@ -32,7 +32,7 @@ class MediaRepository:
             select(Media).where(Media.id == media_id).with_for_update()
         )
 
-    def list(
+    def list_media(
         self,
         org_id: uuid.UUID,
         *,
@@ -145,7 +145,7 @@ class PublicationRepository:
             )
         )
 
-    def list(
+    def list_publications(
         self, org_id: uuid.UUID, *, channel: str | None = None, include_withdrawn: bool = False
     ) -> list[Publication]:
         query = (

@@ -25,7 +25,7 @@ class OrganisationRepository:
     def get_by_slug(self, slug: str) -> Organisation | None:
         return self.session.scalar(select(Organisation).where(Organisation.slug == slug))
 
-    def list(self) -> list[Organisation]:
+    def list_all(self) -> list[Organisation]:
         return list(self.session.scalars(select(Organisation).order_by(Organisation.slug)))
 
     def bump_gallery_version(self, org_id: uuid.UUID) -> None:

@@ -35,7 +35,7 @@ class PupilRepository:
             select(Pupil).where(Pupil.org_id == org_id, Pupil.external_id == external_id)
         )
 
-    def list(self, org_id: uuid.UUID) -> list[Pupil]:
+    def list_pupils(self, org_id: uuid.UUID) -> list[Pupil]:
         return list(
             self.session.scalars(
                 select(Pupil)

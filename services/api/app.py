@@ -35,7 +35,8 @@ def create_app() -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_upload_bytes + MULTIPART_SLACK:
+        limit = settings.max_upload_bytes + MULTIPART_SLACK
+        if length and length.isdigit() and int(length) > limit:
             return JSONResponse(
                 error_body("too_large", f"request is larger than the "
                            f"{settings.max_upload_bytes // (1024 * 1024)} MiB limit"),

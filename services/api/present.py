@@ -9,7 +9,13 @@ from models.orm import Media, Publication
 from models.repositories.media import PublicationRepository
 from services.api import schemas
 from services.config import Settings
-from services.decide.service import ChannelDecision, ConsentFacts, decide_media, face_status, load_facts
+from services.decide.service import (
+    ChannelDecision,
+    ConsentFacts,
+    decide_media,
+    face_status,
+    load_facts,
+)
 from services.policy import policy_of
 from services.publish.service import public_url
 

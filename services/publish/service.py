@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from models.clock import utcnow
 from models.db import after_commit, on_rollback
-from models.orm import Channel, Media, MediaKind, Publication, Pupil
+from models.orm import Channel, Media, MediaKind, Publication, Pupil, Role
 from models.repositories.media import MediaRepository, PublicationRepository
 from services.audit import SystemActor
 from services.audit import record as audit
-from services.auth import Principal, Role
+from services.auth import Principal
 from services.config import Settings
 from services.decide.service import decide_media, load_facts
 from services.errors import Conflict, NotFound

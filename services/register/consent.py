@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from models.orm import BiometricBy, BiometricConsent, BiometricStatus, ConsentStatus, PublicationConsent
+from models.orm import (
+    BiometricBy,
+    BiometricConsent,
+    BiometricStatus,
+    ConsentStatus,
+    PublicationConsent,
+)
 
 
 def biometric_is_current(history: Sequence[BiometricConsent]) -> bool:

@@ -9,7 +9,8 @@ from models.clock import utcnow
 from models.orm import Approval, Channel, Media, MediaStatus
 from models.repositories.media import MediaRepository
 from services.audit import record as audit
-from services.auth import Principal, Role
+from models.orm import Role
+from services.auth import Principal
 from services.decide.service import ChannelDecision, ConsentFacts, decide_media, load_facts
 from services.policy import policy_of
 from services.publish.service import get_media
@@ -36,7 +37,7 @@ def review_queue(session: Session, principal: Principal, *, limit: int = 200) ->
     policy = policy_of(principal.org.policy)
     channels = [c.value for c in policy.channels]
     media = [
-        m for m in MediaRepository(session).list(principal.org_id, limit=limit)
+        m for m in MediaRepository(session).list_media(principal.org_id, limit=limit)
         if m.status != MediaStatus.PURGED
     ]
     facts = load_facts(session, media)

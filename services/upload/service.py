@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from models.clock import utcnow
 from models.db import on_rollback
-from models.orm import Device, Media, MediaStatus
+from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
 from services.audit import record as audit
-from services.auth import Principal, Role
+from services.auth import Principal
 from services.config import Settings
 from services.errors import InvalidInput, TooLarge
 from services.jobs import enqueue

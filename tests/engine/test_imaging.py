@@ -126,7 +126,11 @@ def ftyp(major: bytes, *compatible: bytes) -> bytes:
         (ftyp(b"qt  ", b"qt  "), "video/quicktime", ".mov"),
         (b"\x00\x00\x00\x08wide\x00\x01\x00\x00mdat" + b"\x00" * 20, "video/quicktime", ".mov"),
         (b"\x00\x00\x05\x00moov\x00\x00\x00\x6cmvhd" + b"\x00" * 20, "video/quicktime", ".mov"),
-        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm" + b"\x00" * 8, "video/webm", ".webm"),
+        (
+            b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm" + b"\x00" * 8,
+            "video/webm",
+            ".webm",
+        ),
         (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "video/x-matroska", ".mkv"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
@@ -402,9 +406,7 @@ def test_every_exif_orientation_is_applied(orientation: int, corner: str, swappe
         ("YCbCr", RED),
     ],
 )
-def test_pil_to_rgb_handles_every_pixel_mode(
-    mode: str, expected: tuple[int, int, int]
-) -> None:
+def test_pil_to_rgb_handles_every_pixel_mode(mode: str, expected: tuple[int, int, int]) -> None:
     im = {
         "1": lambda: Image.new("1", (3, 2), 1),
         "L": lambda: Image.new("L", (3, 2), 200),
@@ -463,13 +465,9 @@ def png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-@pytest.fixture(scope="module")
-def png_bomb() -> bytes:
-    """A valid 1-bit 30000x30000 PNG (900 megapixels) in about 100 kB.
-
-    Built by hand: saving it with Pillow would need the 900 MB image in memory first.
-    """
-    side = 30_000
+def png_1_bit_blank(side: int) -> bytes:
+    """A valid all-black 1-bit square PNG, built by hand: saving it with Pillow would
+    first need the whole image in memory at a byte per pixel."""
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     row = b"\x00" * (1 + side // 8)  # filter byte, then 1 bit per pixel
     compressor = zlib.compressobj(9)
@@ -480,6 +478,12 @@ def png_bomb() -> bytes:
         + png_chunk(b"IDAT", pixels)
         + png_chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture(scope="module")
+def png_bomb() -> bytes:
+    """900 megapixels in about 100 kB."""
+    return png_1_bit_blank(30_000)
 
 
 def test_decompression_bomb_is_too_large(png_bomb: bytes, tmp_path: Path) -> None:
@@ -526,6 +530,18 @@ def test_decompression_bomb_is_refused_without_allocating_its_pixels(
     assert grown_kib < 50 * 1024, f"peak memory grew by {grown_kib} KiB"
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_image_pillow_only_warns_about_is_still_too_large() -> None:
+    # 100 megapixels: above Image.MAX_IMAGE_PIXELS, where Pillow merely warns, but
+    # below twice that, where it refuses. A generous max_pixels must not let it through.
+    data = png_1_bit_blank(10_000)
+
+    with pytest.raises(TooLarge):
+        decode_image(data, max_pixels=10**12)
+    with pytest.raises(TooLarge):
+        read_image_info(data, max_pixels=10**12)
+
+
 def test_pixel_limit_is_checked_from_the_header() -> None:
     data = encode(Image.new("RGB", (100, 100)), "PNG")
 
@@ -536,7 +552,8 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
         read_image_info(data, max_pixels=9_999)
 
     assert caught.value.details["width"] == 100
-    assert "megapixels" in caught.value.message
+    assert "100x100" in caught.value.message
+    assert "9999 pixels" in caught.value.message
 
 
 def test_truncated_jpeg_is_undecodable_but_its_header_still_reads() -> None:

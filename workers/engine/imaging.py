@@ -287,12 +287,16 @@ def _check_pixels(size: tuple[int, int], max_pixels: int, *, what: str) -> None:
         limit = min(limit, Image.MAX_IMAGE_PIXELS)
     if width * height > limit:
         raise TooLarge(
-            f"The {what} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels);"
-            f" the limit is {limit / 1e6:.1f} megapixels.",
+            f"The {what} is {width}x{height} pixels ({_amount(width * height)});"
+            f" the limit is {_amount(limit)}.",
             width=width,
             height=height,
             max_pixels=limit,
         )
+
+
+def _amount(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels" if pixels >= 100_000 else f"{pixels} pixels"
 
 
 def _load(im: Image.Image, sniffed: SniffedType) -> None:
@@ -403,6 +407,8 @@ def pil_to_rgb(im: Image.Image) -> RGBImage:
 
 def _to_rgb_array(im: Image.Image) -> RGBImage:
     mode = im.mode
+    if mode.startswith("I") or mode == "F":
+        return _frozen(_high_depth_to_rgb(im))
     try:
         if mode == "RGB" and "transparency" not in im.info:
             rgb = im

@@ -40,7 +40,9 @@ _galleries = GalleryCache()
 
 
 def engine_for(settings: Settings) -> FaceEngine:
-    return get_engine(EngineConfig(threshold=settings.match_threshold, margin=settings.match_margin))
+    return get_engine(
+        EngineConfig(threshold=settings.match_threshold, margin=settings.match_margin)
+    )
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from models.orm import Channel, Device
+from models.orm import Channel, Device, Role
 from models.repositories.media import MediaRepository, PublicationRepository
 from services.api import present, schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
-from services.auth import Role
 from services.publish import service as publishing
 from services.review import service as review
 from services.upload.service import UploadForm, accept_upload
@@ -42,7 +41,7 @@ def upload(
 def list_media(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
                limit: int = 50, offset: int = 0) -> list[schemas.MediaOut]:
     mine = principal.token_id if principal.role == Role.STAFF else None
-    items = MediaRepository(session).list(principal.org_id, uploaded_by=mine,
+    items = MediaRepository(session).list_media(principal.org_id, uploaded_by=mine,
                                           limit=min(max(limit, 1), 200), offset=max(offset, 0))
     return [present.media(session, settings, m, principal.org.policy) for m in items]
 
@@ -84,7 +83,7 @@ def list_publications(session: SessionDep, settings: SettingsDep, principal: Cur
                       channel: Channel | None = None,
                       include_withdrawn: bool = False) -> list[schemas.PublicationOut]:
     principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
-    pubs = PublicationRepository(session).list(
+    pubs = PublicationRepository(session).list_publications(
         principal.org_id, channel=channel.value if channel else None,
         include_withdrawn=include_withdrawn,
     )

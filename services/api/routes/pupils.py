@@ -10,7 +10,7 @@ from models.orm import Channel, Pupil
 from models.repositories.pupils import PupilRepository
 from services.api import schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
-from services.auth import Role
+from models.orm import Role
 from services.errors import TooLarge
 from services.register import service as register
 from services.register.consent import biometric_is_current, consent_in_force
@@ -53,7 +53,7 @@ def create_pupil(body: schemas.PupilIn, session: SessionDep,
 @router.get("")
 def list_pupils(session: SessionDep, principal: CurrentPrincipal) -> list[schemas.PupilOut]:
     principal.require(Role.SLT, Role.ADMIN)
-    return [_out(session, p) for p in PupilRepository(session).list(principal.org_id)]
+    return [_out(session, p) for p in PupilRepository(session).list_pupils(principal.org_id)]
 
 
 @router.get("/{pupil_id}")

@@ -1,0 +1,122 @@
+"""Face descriptors and the quality measures that decide whether a face may be encoded.
+
+The descriptor is face_recognition's: the same model files (``face_recognition_models``),
+the 5-point shape predictor (``model="small"``) and ``num_jitters=1``, so an encoding
+here equals ``face_recognition.face_encodings(rgb, [box], 1, "small")`` for the same box
+(tests/engine/test_engine_faces.py checks this). We call dlib directly so that all faces
+of an image go through the network in one batch, and so that the 68-point predictor and
+the CNN detector, which face_recognition loads on import, are never loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import dlib
+import numpy as np
+import numpy.typing as npt
+
+from workers.engine.detect import Detection
+from workers.engine.types import RGBImage
+
+FloatArray = npt.NDArray[np.float64]
+
+ENCODING_DIM = 128
+
+# CenterFace boxes are taller than dlib HOG boxes (forehead to chin, h/w ~ 1.37) and the
+# shape predictor starts from its mean shape placed in the box. Least-squares fit over
+# CenterFace/HOG pairs on the shared media (bench/calibrate.py): HOG box is a square of
+# side 1.07 x CenterFace width, centred 0.056 x CenterFace height lower.
+DLIB_BOX_SIDE_PER_WIDTH = 1.07
+DLIB_BOX_DOWN_PER_HEIGHT = 0.056
+
+# Side in px of the grey face crop on which sharpness is measured, so the value does not
+# depend on how many pixels the face has.
+SHARPNESS_SIDE = 128
+
+
+def dlib_like_box(det: Detection) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the dlib-HOG-shaped square for a CenterFace detection."""
+    side = DLIB_BOX_SIDE_PER_WIDTH * det.width
+    cx = (det.x1 + det.x2) / 2
+    cy = (det.y1 + det.y2) / 2 + DLIB_BOX_DOWN_PER_HEIGHT * det.height
+    half = side / 2
+    return (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+def sharpness(rgb: RGBImage, det: Detection) -> float:
+    """Variance of the Laplacian of the face crop, grey, resized to SHARPNESS_SIDE square.
+
+    Low for blur and for very dim faces alike; both are faces we cannot judge.
+    """
+    h, w = rgb.shape[:2]
+    x1, y1 = max(0, int(det.x1)), max(0, int(det.y1))
+    x2, y2 = min(w, int(np.ceil(det.x2))), min(h, int(np.ceil(det.y2)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
+    shrinking = (x2 - x1) > SHARPNESS_SIDE
+    grey = cv2.resize(
+        grey,
+        (SHARPNESS_SIDE, SHARPNESS_SIDE),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def yaw_proxy(landmarks: FloatArray) -> float:
+    """Signed sideways offset of the nose tip from the centre of eyes and mouth corners,
+    along the eye line, in units of the inter-ocular distance.
+
+    About 0 for a frontal face, +-0.3 at ~30 degrees, beyond +-1 for three-quarter and
+    profile views (where the detector's landmarks also become unreliable). Roll-invariant.
+    """
+    left_eye, right_eye, nose, mouth_l, mouth_r = landmarks
+    eye_vec = right_eye - left_eye
+    iod = float(np.hypot(eye_vec[0], eye_vec[1]))
+    if not np.isfinite(iod) or iod < 1e-6:
+        return float("inf")
+    centre = (left_eye + right_eye + mouth_l + mouth_r) / 4
+    return float(np.dot(nose - centre, eye_vec / iod) / iod)
+
+
+class Encoder:
+    """dlib's 5-point shape predictor and ResNet descriptor, loaded on first use."""
+
+    def __init__(self) -> None:
+        self._models: tuple[Any, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _get_models(self) -> tuple[Any, Any]:
+        if self._models is None:
+            with self._lock:
+                if self._models is None:
+                    with warnings.catch_warnings():
+                        # face_recognition_models imports the deprecated pkg_resources.
+                        warnings.simplefilter("ignore", UserWarning)
+                        import face_recognition_models as frm
+                    predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+                    net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+                    self._models = (predictor, net)
+        return self._models
+
+    def warm_up(self) -> None:
+        self._get_models()
+
+    def encode(self, rgb: RGBImage, dets: Sequence[Detection], *, num_jitters: int = 1) -> FloatArray:
+        """(n, 128) float64 descriptors, one per detection, in order."""
+        if not dets:
+            return np.empty((0, ENCODING_DIM), dtype=np.float64)
+        predictor, net = self._get_models()
+        img = np.ascontiguousarray(rgb, dtype=np.uint8)
+        shapes = dlib.full_object_detections()
+        for det in dets:
+            left, top, right, bottom = dlib_like_box(det)
+            shapes.append(predictor(img, dlib.rectangle(left, top, right, bottom)))
+        descriptors = net.compute_face_descriptor(img, shapes, num_jitters)
+        out = np.array([np.asarray(d, dtype=np.float64) for d in descriptors], dtype=np.float64)
+        return out.reshape(len(dets), ENCODING_DIM)
