@@ -63,4 +63,10 @@ def verify_chain(session: Session) -> ChainReport:
         if expected != event.hash:
             return ChainReport(False, count, event.id, "contents do not match the stored hash")
         prev = event.hash
+    head = AuditRepository(session).head()
+    if head is not None and (head.last_hash != prev or head.count != count):
+        # Events were deleted from the end (or the head was edited): the chain
+        # that remains is consistent but shorter than the one that was written.
+        return ChainReport(False, count, None,
+                           f"the newest {max(head.count - count, 0)} event(s) are missing")
     return ChainReport(True, count)

@@ -208,7 +208,8 @@ def audit_verify() -> None:
     if report.ok:
         click.echo(f"audit trail intact: {report.events} events")
         return
-    click.echo(f"audit trail BROKEN at event {report.first_broken_id}: {report.problem}")
+    where = f"at event {report.first_broken_id}" if report.first_broken_id else "at the end"
+    click.echo(f"audit trail BROKEN {where}: {report.problem}")
     sys.exit(1)
 
 

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
     # Decompression-bomb guard; a 48 MP phone photo fits, a 20k x 20k PNG does not.
-    max_image_pixels: int = Field(default=100_000_000, gt=0)
+    # Pillow refuses more than ~89.5 MP anyway, so a higher value has no effect.
+    max_image_pixels: int = Field(default=89_000_000, gt=0)
 
     # Face matching (dlib 128-d encodings, Euclidean distance). See README
     # "Matching thresholds" for how these were calibrated.

@@ -7,11 +7,13 @@ with Pillow, pillow_heif or OpenCV, so none shows a real person.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import subprocess
 import sys
 import zipfile
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -173,6 +175,7 @@ def _zip_bytes() -> bytes:
         (ftyp(b"mif1", b"mif1", b"avif"), "AVIF"),
         (ftyp(b"M4A ", b"M4A ", b"mp42", b"isom"), "audio"),
         (b"RIFF\x24\x00\x00\x00AVI LIST" + b"\x00" * 16, "AVI"),
+        (b"BMX club results 2024\n", "text"),
         (bytes(range(200, 256)) + b"\x00\x01\x02", "unrecognised"),
         (b"", "empty"),
     ],
@@ -407,7 +410,7 @@ def test_every_exif_orientation_is_applied(orientation: int, corner: str, swappe
     ],
 )
 def test_pil_to_rgb_handles_every_pixel_mode(mode: str, expected: tuple[int, int, int]) -> None:
-    im = {
+    makers: dict[str, Callable[[], Image.Image]] = {
         "1": lambda: Image.new("1", (3, 2), 1),
         "L": lambda: Image.new("L", (3, 2), 200),
         "LA": lambda: Image.new("LA", (3, 2), (0, 0)),
@@ -419,7 +422,8 @@ def test_pil_to_rgb_handles_every_pixel_mode(mode: str, expected: tuple[int, int
         "F": lambda: Image.new("F", (3, 2), 0.5),
         "CMYK": _cmyk_red,
         "YCbCr": lambda: Image.new("RGB", (3, 2), RED).convert("YCbCr"),
-    }[mode]()
+    }
+    im = makers[mode]()
     assert im.mode == mode
 
     rgb = pil_to_rgb(im)
@@ -444,6 +448,23 @@ def test_camera_facts_come_from_exif() -> None:
         camera_model="PocketCam 3",
         captured_at=datetime(2024, 5, 1, 10, 11, 12),
     )
+
+
+def test_png_exif_stored_after_the_pixels_is_honoured_when_decoding(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    plain = encode(Image.fromarray(scene(80, 40)), "PNG")
+    iend = plain.rindex(b"IEND") - 4
+    data = plain[:iend] + png_chunk(b"eXIf", exif.tobytes()) + plain[iend:]
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+
+    rgb = decode_image(data, max_pixels=MAX_PIXELS)
+    validated = validate_upload(path, sniff(data), max_pixels=MAX_PIXELS)
+
+    assert corner_with_marker(rgb) == "top-right"
+    assert isinstance(validated, ImageInfo)
+    assert (validated.width, validated.height) == (40, 80)
 
 
 def test_photo_without_exif_has_no_camera_facts() -> None:
@@ -613,6 +634,26 @@ def test_shared_32_bit_rgba_png_decodes() -> None:
     assert sniff(data).mime == "image/png"
 
 
+SHARED_CLIP = ROOT.parent / "shared" / "faces" / "video" / "short_hamilton_clip.mp4"
+
+
+@pytest.mark.skipif(
+    not SHARED_CLIP.is_file(),
+    reason=f"{SHARED_CLIP} not found; it is one of the public test videos in ../shared/faces",
+)
+@pytest.mark.faces
+def test_shared_h264_clip_is_sampled_at_least_twice_a_second() -> None:
+    info = probe_video(SHARED_CLIP)
+    indices = [index for index, _ in sample_video_frames(SHARED_CLIP, fps=2.0)]
+
+    assert (info.width, info.height, info.frame_count) == (640, 360, 275)
+    assert info.fps == pytest.approx(29.97, abs=0.01)
+    assert indices[0] == 0
+    gaps = {later - earlier for earlier, later in itertools.pairwise(indices)}
+    assert max(gaps) / info.fps <= 0.5
+    assert indices[-1] > 275 - info.fps / 2
+
+
 # ----------------------------------------------------------------------------- clean JPEG
 
 
@@ -696,7 +737,7 @@ VIDEO_SIZE = (64, 48)  # width, height
 
 def write_video(path: Path, fourcc: str = "mp4v") -> Path:
     """Frame i is grey level 8*i with a red square top-left (written as BGR)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), SOURCE_FPS, VIDEO_SIZE)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), SOURCE_FPS, VIDEO_SIZE)
     if not writer.isOpened():
         pytest.skip(f"OpenCV cannot write {fourcc} to {path.suffix} in this build")
     width, height = VIDEO_SIZE

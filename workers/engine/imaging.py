@@ -3,8 +3,8 @@
 Pixel conventions are those of :mod:`workers.engine.types`: RGB ``uint8`` arrays of
 shape ``(H, W, 3)``, C-contiguous, with EXIF (images) or display-matrix (videos)
 orientation already applied. In addition, every array this module returns is
-**read-only**: it wraps the decoder's buffer without a second copy, and one frame
-may be shared by detection and redaction. Call ``.copy()`` before drawing on it.
+**read-only**: pixels are handed out without a defensive copy, and one frame may be
+shared by detection and redaction. Call ``.copy()`` before drawing on it.
 
 Everything that comes from an upload is untrusted. The type is decided from the
 first :data:`SNIFF_BYTES` bytes only, never from a filename, and each decoder is
@@ -133,23 +133,25 @@ _GENERIC_HEIF_BRANDS = frozenset(_brands("mif1 msf1 miaf"))
 # Top-level atoms a pre-ftyp QuickTime file may start with, at offset 4.
 _QUICKTIME_ATOMS = frozenset((b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"))
 
-# Recognisable types we refuse, only to name them in the error message.
-_REFUSED_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"GIF87a", "a GIF image"),
-    (0, b"GIF89a", "a GIF image"),
-    (0, b"%PDF-", "a PDF document"),
-    (0, b"PK\x03\x04", "a ZIP archive or Office document"),
-    (0, b"II*\x00", "a TIFF image or camera raw photo"),
-    (0, b"MM\x00*", "a TIFF image or camera raw photo"),
-    (0, b"8BPS", "a Photoshop document"),
-    (0, b"\xff\x0a", "a JPEG XL image"),
-    (4, b"JXL ", "a JPEG XL image"),
-    (8, b"AVI ", "an AVI video"),
-    (8, b"WAVE", "a WAV audio file"),
-    (0, b"OggS", "an Ogg media file"),
-    (0, b"ID3", "an MP3 audio file"),
-    (0, b"\x1f\x8b", "a gzip archive"),
-    (0, b"BM", "a BMP image"),
+# Recognisable types we refuse, only to name them in the error message. Each needs all
+# of its (offset, bytes) parts to match.
+_REFUSED_SIGNATURES: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = (
+    ("a GIF image", ((0, b"GIF87a"),)),
+    ("a GIF image", ((0, b"GIF89a"),)),
+    ("a PDF document", ((0, b"%PDF-"),)),
+    ("a ZIP archive or Office document", ((0, b"PK\x03\x04"),)),
+    ("a TIFF image or camera raw photo", ((0, b"II*\x00"),)),
+    ("a TIFF image or camera raw photo", ((0, b"MM\x00*"),)),
+    ("a Photoshop document", ((0, b"8BPS"),)),
+    ("a JPEG XL image", ((0, b"\xff\x0a"),)),
+    ("a JPEG XL image", ((4, b"JXL "),)),
+    ("an AVI video", ((0, b"RIFF"), (8, b"AVI "))),
+    ("a WAV audio file", ((0, b"RIFF"), (8, b"WAVE"))),
+    ("an Ogg media file", ((0, b"OggS"),)),
+    ("an MP3 audio file", ((0, b"ID3"),)),
+    ("a gzip archive", ((0, b"\x1f\x8b"),)),
+    # "BM", the file size, then four reserved zero bytes.
+    ("a BMP image", ((0, b"BM"), (6, b"\x00\x00\x00\x00"))),
 )
 
 
@@ -201,8 +203,8 @@ def _sniff_ftyp(head: bytes) -> SniffedType:
 def _describe_refused(head: bytes) -> str | None:
     if not head:
         return None
-    for offset, signature, what in _REFUSED_SIGNATURES:
-        if head[offset : offset + len(signature)] == signature:
+    for what, parts in _REFUSED_SIGNATURES:
+        if all(head[offset : offset + len(part)] == part for offset, part in parts):
             return what
     if all((b >= 0x20 and b != 0x7F) or b in b"\t\n\r" for b in head):
         return "text (for example HTML, SVG or CSV)"
