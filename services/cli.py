@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +84,7 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
              "--concurrency", str(concurrency)],
             env=os.environ.copy(),
         )
+        threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
     try:
         from services.api.app import create_app
 
@@ -94,6 +96,15 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+def _exit_with(worker: subprocess.Popen[bytes]) -> None:
+    """Stop serving if the embedded worker dies: an API that accepts uploads nobody will
+    ever screen would leave staff waiting on photos that never clear."""
+    code = worker.wait()
+    if code != 0:
+        click.echo(f"embedded worker exited with status {code}; stopping", err=True)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @main.command()

@@ -12,6 +12,14 @@ from celery import Celery
 from services.config import get_settings
 
 
+def _transport_options(url: str) -> dict[str, object]:
+    if url.startswith("sqla+"):
+        # kombu's SQLAlchemy transport hands its options to create_engine().
+        return {}
+    # Redis: a screening unacknowledged for an hour (worker lost) is redelivered.
+    return {"visibility_timeout": 3600}
+
+
 def make_app() -> Celery:
     settings = get_settings()
     app = Celery("consentgate", broker=settings.resolved_broker_url, include=[
@@ -28,7 +36,7 @@ def make_app() -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"polling_interval": 0.5, "visibility_timeout": 3600},
+        broker_transport_options=_transport_options(settings.resolved_broker_url),
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-stuck-media": {

@@ -101,6 +101,9 @@ class AuditRepository:
             query = query.where(AuditEvent.id < before_id)
         return list(self.session.scalars(query))
 
+    def head(self) -> AuditHead | None:
+        return self.session.get(AuditHead, 1)
+
     def iterate_all(self) -> Iterator[AuditEvent]:
         yield from self.session.scalars(
             select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=500)

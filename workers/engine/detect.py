@@ -33,7 +33,7 @@ _STRIDE = 4
 _SIDE_MULTIPLE = 32
 _INPUT = "input.1"
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
-_NMS_IOU = 0.3
+NMS_IOU = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,11 +224,10 @@ class CenterFace:
         """Faces in ``rgb`` resized by ``scale``; results in ``rgb``'s own pixel coordinates."""
         h, w = rgb.shape[:2]
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-        if (new_w, new_h) == (w, h):
-            img = rgb
-        else:
+        img: npt.NDArray[np.uint8] = rgb
+        if (new_w, new_h) != (w, h):
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            img = cv2.resize(rgb, (new_w, new_h), interpolation=interp)
+            img = np.asarray(cv2.resize(rgb, (new_w, new_h), interpolation=interp), np.uint8)
         # Pad (never stretch) to the side multiple so the aspect ratio is untouched.
         pad_h = -(-new_h // _SIDE_MULTIPLE) * _SIDE_MULTIPLE
         pad_w = -(-new_w // _SIDE_MULTIPLE) * _SIDE_MULTIPLE
@@ -237,7 +236,11 @@ class CenterFace:
         blob[0, :, :new_h, :new_w] = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)
         heat, log_scale, offset, marks = self._get_session().run(list(_OUTPUTS), {_INPUT: blob})
         found = _decode(
-            np.asarray(heat), np.asarray(log_scale), np.asarray(offset), np.asarray(marks), threshold
+            np.asarray(heat),
+            np.asarray(log_scale),
+            np.asarray(offset),
+            np.asarray(marks),
+            threshold,
         )
         fx, fy = new_w / w, new_h / h
         inv = np.array([1 / fx, 1 / fy])
@@ -266,7 +269,7 @@ class CenterFace:
                 found.extend(
                     d.shifted(x0, y0) for d in self.detect(part, scale=scale, threshold=threshold)
                 )
-        return nms(found, _NMS_IOU)
+        return nms(found, NMS_IOU)
 
 
 def _tile_starts(length: int, tile: int, step: int) -> list[int]:
@@ -309,7 +312,7 @@ def _decode(
         )
         for i in range(ys.size)
     ]
-    return nms(dets, _NMS_IOU)
+    return nms(dets, NMS_IOU)
 
 
 def nms(dets: list[Detection], iou_threshold: float) -> list[Detection]:
@@ -317,7 +320,12 @@ def nms(dets: list[Detection], iou_threshold: float) -> list[Detection]:
     if len(dets) <= 1:
         return list(dets)
     boxes = np.array([[d.x1, d.y1, d.x2, d.y2] for d in dets])
-    scores = np.array([d.score for d in dets])
+    keep = nms_indices(boxes, np.array([d.score for d in dets]), iou_threshold)
+    return [dets[i] for i in keep]
+
+
+def nms_indices(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> list[int]:
+    """Indices kept by greedy NMS over (n, 4) x1, y1, x2, y2 boxes, best score first."""
     area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
@@ -325,13 +333,13 @@ def nms(dets: list[Detection], iou_threshold: float) -> list[Detection]:
         i = int(order[0])
         keep.append(i)
         rest = order[1:]
-        iw = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
-        ih = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
-        inter = iw * ih
+        iw = np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0])
+        ih = np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1])
+        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
         union = area[i] + area[rest] - inter
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         order = rest[iou < iou_threshold]
-    return [dets[i] for i in keep]
+    return keep
 
 
 def unrotate_point(
@@ -348,10 +356,11 @@ def unrotate_point(
     return y, orig_h - x  # k == 3
 
 
-def unrotate_box(det: Detection, k: int, orig_w: int, orig_h: int) -> tuple[float, float, float, float]:
+def unrotate_box(
+    det: Detection, k: int, orig_w: int, orig_h: int
+) -> tuple[float, float, float, float]:
     """Axis-aligned (x1, y1, x2, y2) in the unrotated image of a detection made on rot90(img, k)."""
     xs = np.array([det.x1, det.x2])
     ys = np.array([det.y1, det.y2])
     ox, oy = unrotate_point(xs, ys, k, orig_w, orig_h)
     return float(ox.min()), float(oy.min()), float(ox.max()), float(oy.max())
-

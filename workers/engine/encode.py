@@ -30,9 +30,9 @@ ENCODING_DIM = 128
 # CenterFace boxes are taller than dlib HOG boxes (forehead to chin, h/w ~ 1.37) and the
 # shape predictor starts from its mean shape placed in the box. Least-squares fit over
 # CenterFace/HOG pairs on the shared media (bench/calibrate.py): HOG box is a square of
-# side 1.07 x CenterFace width, centred 0.056 x CenterFace height lower.
-DLIB_BOX_SIDE_PER_WIDTH = 1.07
-DLIB_BOX_DOWN_PER_HEIGHT = 0.056
+# side 1.09 x CenterFace width, centred 0.058 x CenterFace height lower.
+DLIB_BOX_SIDE_PER_WIDTH = 1.09
+DLIB_BOX_DOWN_PER_HEIGHT = 0.058
 
 # Side in px of the grey face crop on which sharpness is measured, so the value does not
 # depend on how many pixels the face has.
@@ -84,6 +84,36 @@ def yaw_proxy(landmarks: FloatArray) -> float:
     return float(np.dot(nose - centre, eye_vec / iod) / iod)
 
 
+def upright_turns(landmarks: FloatArray) -> int:
+    """Quarter turns k such that ``np.rot90(image, k)`` shows this face upright.
+
+    From the direction eyes -> mouth, which points down the image (+y) for an upright
+    face; within 45 degrees of that counts as upright (dlib's alignment handles the rest).
+    """
+    left_eye, right_eye, _nose, mouth_l, mouth_r = landmarks
+    dx, dy = (mouth_l + mouth_r) / 2 - (left_eye + right_eye) / 2
+    if abs(dy) >= abs(dx):
+        return 0 if dy >= 0 else 2
+    # Chin towards +x: turning the image clockwise (k=3) brings it down; towards -x, k=1.
+    return 3 if dx > 0 else 1
+
+
+def frontal_ratio(landmarks: FloatArray) -> float:
+    """Inter-ocular distance over the eye-centre to mouth-centre distance.
+
+    About 0.8-1.25 for a frontal face, falling roughly with the cosine of the yaw angle
+    (0.1-0.4 on the profile and three-quarter faces of the shared video). It catches turned
+    heads that ``yaw_proxy`` misses, because the detector's landmarks on a profile
+    collapse onto the visible side and the nose then looks centred.
+    """
+    left_eye, right_eye, _nose, mouth_l, mouth_r = landmarks
+    iod = float(np.hypot(*(right_eye - left_eye)))
+    eye_mouth = float(np.hypot(*((mouth_l + mouth_r) / 2 - (left_eye + right_eye) / 2)))
+    if not (np.isfinite(iod) and np.isfinite(eye_mouth)) or eye_mouth < 1e-6:
+        return 0.0
+    return iod / eye_mouth
+
+
 class Encoder:
     """dlib's 5-point shape predictor and ResNet descriptor, loaded on first use."""
 
@@ -107,7 +137,9 @@ class Encoder:
     def warm_up(self) -> None:
         self._get_models()
 
-    def encode(self, rgb: RGBImage, dets: Sequence[Detection], *, num_jitters: int = 1) -> FloatArray:
+    def encode(
+        self, rgb: RGBImage, dets: Sequence[Detection], *, num_jitters: int = 1
+    ) -> FloatArray:
         """(n, 128) float64 descriptors, one per detection, in order."""
         if not dets:
             return np.empty((0, ENCODING_DIM), dtype=np.float64)

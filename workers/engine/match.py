@@ -102,7 +102,9 @@ class Gallery:
             d2 = np.full(n, np.inf)
         return d1, d2, best
 
-    def match(self, encodings: npt.ArrayLike, *, threshold: float, margin: float) -> list[MatchResult]:
+    def match(
+        self, encodings: npt.ArrayLike, *, threshold: float, margin: float
+    ) -> list[MatchResult]:
         if not threshold > 0:
             raise ValueError("threshold must be positive")
         if not margin >= 0:

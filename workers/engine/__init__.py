@@ -1,0 +1,1 @@
+"""ConsentGate face engine: detection, encoding, open-set matching (see engine.py)."""
