@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
-from models.orm import Approval, Channel, Media, MediaStatus
+from models.orm import Approval, Channel, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
 from services.audit import record as audit
-from models.orm import Role
 from services.auth import Principal
 from services.decide.service import ChannelDecision, ConsentFacts, decide_media, load_facts
 from services.policy import policy_of

@@ -6,11 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, UploadFile, status
 
 from models.clock import utcnow
-from models.orm import Channel, Pupil
+from models.orm import Channel, Pupil, Role
 from models.repositories.pupils import PupilRepository
 from services.api import schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
-from models.orm import Role
 from services.errors import TooLarge
 from services.register import service as register
 from services.register.consent import biometric_is_current, consent_in_force
