@@ -893,3 +893,14 @@ def test_validate_upload_returns_video_info_for_a_good_video(mp4: Path) -> None:
 def test_validate_upload_applies_the_pixel_limit_to_video_frames(mp4: Path) -> None:
     with pytest.raises(TooLarge):
         validate_upload(mp4, sniff(mp4.read_bytes()), max_pixels=64 * 48 - 1)
+
+
+def test_truncated_jpeg_stays_undecodable_after_face_recognition_is_imported() -> None:
+    # face_recognition turns on Pillow's LOAD_TRUNCATED_IMAGES globally; a half photo
+    # must still be refused rather than screened as if its missing half had no faces.
+    import face_recognition  # noqa: F401
+
+    rng = np.random.default_rng(2)
+    data = jpeg(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    with pytest.raises(Undecodable):
+        decode_image(data[: len(data) // 2], max_pixels=MAX_PIXELS)

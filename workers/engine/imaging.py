@@ -27,7 +27,7 @@ from typing import Any, cast
 import cv2
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFile
 
 from services.errors import ConsentGateError, TooLarge, Undecodable, UnsupportedMediaType
 from workers.engine.types import RGBImage
@@ -257,6 +257,11 @@ def _image_type(data: bytes) -> SniffedType:
 
 def _open_image(data: bytes, sniffed: SniffedType, max_pixels: int) -> Image.Image:
     pil_format = _PIL_FORMAT[sniffed.mime]
+    # face_recognition sets this process-wide flag to True when imported. A truncated
+    # photo would then decode with a grey hole where faces may have been and pass as
+    # "no face here"; it must fail instead. Reset on every open, since the import
+    # can happen at any time.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         im = Image.open(io.BytesIO(data), formats=[pil_format])
     except Image.DecompressionBombError as exc:
