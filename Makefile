@@ -9,12 +9,12 @@ DATA_DIR ?= consentgate-data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup lint check pytest bench migrate test-data services clean
+.PHONY: run test setup lint check pytest bench migrate test-data services browser clean
 
 run: setup
 	.venv/bin/consentgate --data-dir $(DATA_DIR) serve --host $(HOST) --port $(PORT)
 
-test: setup services lint pytest
+test: setup services browser lint pytest
 
 setup: .venv/.synced
 
@@ -29,6 +29,11 @@ $(UV):
 
 services:
 	bash scripts/ensure-services.sh
+
+# The browser tests drive Debian's Chromium through Playwright, which may not
+# download a browser of its own here.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 lint: setup
 	.venv/bin/ruff check .

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -162,12 +163,19 @@ class DetectorScore:
     missed: list[str] = field(default_factory=list)
 
 
-def score_detector(samples: Iterable[Sample], detect: Callable[[Sample], Boxes]) -> DetectorScore:
+def score_detector(
+    samples: Iterable[Sample], detect: Callable[[Sample], Boxes], repeats: int = 2
+) -> DetectorScore:
+    """Recall against the truth, and the best of ``repeats`` timings per image (the
+    machine may be shared; the minimum is the least disturbed run)."""
     score = DetectorScore()
     for s in samples:
-        t0 = time.perf_counter()
-        boxes = detect(s)
-        score.seconds += time.perf_counter() - t0
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            boxes = detect(s)
+            best = min(best, time.perf_counter() - t0)
+        score.seconds += best
         for label, centre in s.truth:
             score.truth += 1
             if any(contains(b, centre) for b in boxes):
@@ -492,6 +500,22 @@ def sweep_table(engine: FaceEngine, faces: list[Face], key: str) -> str:
     return table(header, rows)
 
 
+def tail_text(engine: FaceEngine, faces: list[Face], key: str) -> str:
+    """Normal fit to the different-person distances above the quality floor, to put a
+    number on tails this small sample cannot show (a model, not a measurement)."""
+    _, diff = pairwise(faces, key, lambda f: gated(engine, f))
+    mu, sd = float(diff.mean()), float(diff.std(ddof=1))
+    parts = [f"Different-person pairs above the quality floor: mean {fmt(mu)}, sd {fmt(sd)}."]
+    for t in (0.45, 0.5, 0.6):
+        p = 0.5 * math.erfc((mu - t) / (sd * math.sqrt(2)))
+        galleries = ", ".join(f"{n}: {1 - (1 - p) ** n:.1e}" for n in (100, 1000))
+        parts.append(
+            f"At {t}: fitted P(pair within threshold) {p:.1e}; chance that an unenrolled "
+            f"face is within threshold of someone in a gallery of N pupils ({galleries})."
+        )
+    return " ".join(parts)
+
+
 def margin_text(engine: FaceEngine, faces: list[Face], key: str) -> str:
     g, _, gap = operational(faces, key, lambda f: gated(engine, f))
     within = gap[g <= engine.config.threshold]
@@ -558,6 +582,37 @@ def quality_table(faces: list[Face]) -> str:
     return table(["face", "height px", "sharpness", "yaw proxy", "frontal ratio"], rows)
 
 
+def quality_summary(engine: FaceEngine, faces: list[Face]) -> str:
+    groups: dict[str, list[Face]] = {
+        "enrol photos (largest face)": [f for f in faces if f.kind == "enrol"],
+        "event faces (labelled)": [f for f in faces if f.kind == "event" and f.label],
+        "video faces (labelled)": [f for f in faces if f.kind == "video" and f.label],
+        "video faces (unlabelled: dim audience, back rows)": [
+            f for f in faces if f.kind == "video" and not f.label
+        ],
+    }
+    rows = []
+    for name, group in groups.items():
+        if not group:
+            continue
+        q = [f.found for f in group]
+        passed = sum(gated(engine, f) for f in group)
+        rows.append(
+            [
+                name,
+                str(len(group)),
+                f"{min(x.height_px for x in q):.0f}-{max(x.height_px for x in q):.0f}",
+                f"{min(x.sharpness for x in q):.1f}-{max(x.sharpness for x in q):.0f}",
+                f"{min(abs(x.yaw) for x in q):.2f}-{max(abs(x.yaw) for x in q):.2f}",
+                f"{min(x.frontal for x in q):.2f}-{max(x.frontal for x in q):.2f}",
+                f"{passed}/{len(group)}",
+            ]
+        )
+    header = ["faces", "n", "height px", "sharpness", "abs yaw proxy", "frontal ratio"]
+    header += ["pass screening floor"]
+    return table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", type=Path, default=ROOT.parent / "shared" / "faces")
@@ -589,9 +644,11 @@ def main() -> None:
         f"{fmt(float(np.median(imp)))}.\n",
     ]
     parts += ["## Threshold sweep\n", sweep_table(engine, faces, key), ""]
+    parts += ["## Tail model\n", tail_text(engine, faces, key), ""]
     parts += ["## Margin\n", margin_text(engine, faces, key), ""]
     parts += ["## Blur\n", blur_table(engine, samples, faces), ""]
-    parts += ["## Quality measures of labelled faces\n", quality_table(faces), ""]
+    parts += ["## Quality measures\n", quality_summary(engine, faces), ""]
+    parts += ["### Every labelled face\n", quality_table(faces), ""]
     text = "\n".join(parts)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

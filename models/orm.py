@@ -118,6 +118,8 @@ class MediaStatus(StrEnum):
     NEEDS_REVIEW = "needs_review"
     FAILED = "failed"
     PURGED = "purged"
+    # SLT rejected it: its files are deleted, the row stays for the audit trail.
+    REJECTED = "rejected"
 
 
 class MatchStatus(StrEnum):
@@ -311,6 +313,8 @@ class Publication(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+    # Redacted copies: ids (str) of the faces blurred in it; None for an unredacted copy.
+    blurred_faces: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class AuditHead(Base):
@@ -337,3 +341,157 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- consent lifecycle (issue 5; migration 0002) -----------------------------
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # Every attempt failed; stays listed for SLT until someone acts on it.
+    FAILED = "failed"
+
+
+class WebhookEndpoint(Base):
+    """Where an organisation's publishing pipeline hears about takedowns. One per
+    organisation. The signing secret is Fernet-encrypted and never returned by the API."""
+
+    __tablename__ = "webhook_endpoints"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One notification to the publishing pipeline. `body` is fixed when the row is
+    written, so every attempt sends the same bytes."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    publication_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("publications.id"))
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the next attempt is due; a message arriving earlier finds nothing to do.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    attempt_log: Mapped[list[WebhookAttempt]] = relationship(
+        cascade="all, delete-orphan", order_by="WebhookAttempt.number", lazy="selectin"
+    )
+
+
+class WebhookAttempt(Base):
+    """Every attempt at a delivery, successful or not. Append-only."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(SerialId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    url: Mapped[str] = mapped_column(String(2000))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class LegalHold(Base):
+    """Suspends the retention purge of one medium (e.g. an open safeguarding case).
+    A hold is active until released; released holds stay as history."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class MediaTombstone(Base):
+    """What remains of a purged medium: proof that it existed and was deleted, and when.
+    No pixels, no names, no event or purpose text."""
+
+    __tablename__ = "media_tombstones"
+
+    media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id"), primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    captured_on: Mapped[date | None] = mapped_column(Date)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retention_until: Mapped[date] = mapped_column(Date)
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
+    object_versions_deleted: Mapped[int] = mapped_column(Integer)
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    # Publish only a copy with every face not allowed for the channel blurred.
+    REDACT = "redact"
+    REJECT = "reject"
+
+
+class DecisionState(StrEnum):
+    IN_FORCE = "in_force"
+    # Clears an unknown or uncertain face and the policy wants a second SLT member.
+    AWAITING_SECOND = "awaiting_second"
+    DECLINED = "declined"
+
+
+class ReviewDecision(Base):
+    """An SLT decision on a medium, with its written justification. Approvals it grants
+    are written to `approvals` only once it is in force."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    media_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    # Ids (str) of unknown or uncertain faces SLT cleared for these channels.
+    cleared_faces: Mapped[list[str]] = mapped_column(JSON)
+    justification: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    decided_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
+    decider_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    second_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_tokens.id"))
+    second_name: Mapped[str | None] = mapped_column(String(200))
+    second_note: Mapped[str | None] = mapped_column(Text)
+    second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random secret; only its sha256 is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    # Synchroniser token every form post must carry.
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -174,6 +174,39 @@ def org_list() -> None:
             click.echo(f"{o.slug}\t{o.name}\t{o.policy.get('name')}")
 
 
+@org.command("webhook")
+@click.argument("slug")
+@click.option("--url", help="Where takedown notices are POSTed (http:// or https://).")
+@click.option("--remove", is_flag=True, help="Stop sending webhooks to this organisation.")
+def org_webhook(slug: str, url: str | None, remove: bool) -> None:
+    """Set the takedown webhook; print a new signing secret once, alone on the last line."""
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services import runtime
+    from services.config import get_settings
+    from services.errors import InvalidInput
+    from services.lifecycle import webhooks
+
+    if remove == (url is not None):
+        raise click.UsageError("give exactly one of --url or --remove")
+    with transaction(runtime.sessions()) as session:
+        found = OrganisationRepository(session).get_by_slug(slug)
+        if found is None:
+            raise click.ClickException(f"no organisation {slug!r}")
+        if remove:
+            gone = webhooks.remove_endpoint(session, found)
+            click.echo("webhook removed" if gone else "no webhook was configured")
+            return
+        assert url is not None
+        try:
+            secret = webhooks.configure_endpoint(session, get_settings(), found, url)
+        except InvalidInput as exc:
+            raise click.ClickException(exc.message) from exc
+    click.echo(f"takedown webhook for {slug} -> {url}; signing secret, shown only once "
+               "(any earlier secret no longer signs):", err=True)
+    click.echo(secret)
+
+
 @main.group()
 def token() -> None:
     """API tokens."""
@@ -222,6 +255,40 @@ def audit_verify() -> None:
     where = f"at event {report.first_broken_id}" if report.first_broken_id else "at the end"
     click.echo(f"audit trail BROKEN {where}: {report.problem}")
     sys.exit(1)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+def purge(dry_run: bool) -> None:
+    """Delete media past their retention date (every object version), keeping tombstones.
+
+    Media on legal hold are listed and kept."""
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services import runtime
+    from services.lifecycle import retention
+
+    with transaction(runtime.sessions()) as session:
+        found = retention.candidates(session)
+        slugs = {o.id: o.slug for o in OrganisationRepository(session).list_all()}
+        due = [(m.id, slugs.get(m.org_id, "?"), m.retention_until) for m in found.due]
+        held = [(m.id, slugs.get(m.org_id, "?"), m.retention_until) for m in found.held]
+    for media_id, slug, until in held:
+        click.echo(f"on legal hold, kept\t{media_id}\t{slug}\tretention ended {until}")
+    if dry_run:
+        for media_id, slug, until in due:
+            click.echo(f"would purge\t{media_id}\t{slug}\tretention ended {until}")
+        click.echo(f"{len(due)} media would be purged; {len(held)} kept on legal hold")
+        return
+    with click.progressbar(length=len(due), label="purging", file=sys.stderr) as bar:
+        run = retention.purge_each(runtime.sessions(), runtime.store(),
+                                   [media_id for media_id, _, _ in due],
+                                   progress=lambda _id: bar.update(1))
+    click.echo(f"purged {run.purged} media; {len(held) + run.skipped} kept on legal hold "
+               "or no longer due")
+    if run.failed:
+        click.echo(f"{run.failed} could not be purged now; see the log", err=True)
+        sys.exit(1)
 
 
 @main.command("wait-ready", hidden=True)

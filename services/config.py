@@ -13,12 +13,15 @@ secret stops the process at start-up rather than running insecurely.
 
 from __future__ import annotations
 
+import base64
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,10 +64,13 @@ class Settings(BaseSettings):
     # Pillow refuses more than ~89.5 MP anyway, so a higher value has no effect.
     max_image_pixels: int = Field(default=89_000_000, gt=0)
 
-    # Face matching (dlib 128-d encodings, Euclidean distance). See README
-    # "Matching thresholds" for how these were calibrated.
-    match_threshold: float = Field(default=0.5, gt=0, lt=1)
-    match_margin: float = Field(default=0.06, ge=0, lt=1)
+    # Face matching (dlib 128-d encodings, Euclidean distance), calibrated on the
+    # shared test faces; method and figures in docs/calibration.md.
+    match_threshold: float = Field(default=0.45, gt=0, lt=1)
+    match_margin: float = Field(default=0.10, ge=0, lt=1)
+    # onnxruntime threads per worker process for face detection; 0 = min(2, CPUs).
+    # Set 1 when running more worker processes than there are spare cores.
+    detector_threads: int = Field(default=0, ge=0)
     # Video sampling rate in frames per second of video time.
     video_sample_fps: float = Field(default=2.0, ge=2.0)
 
@@ -73,6 +79,12 @@ class Settings(BaseSettings):
     # A medium queued or screening for longer than this is re-enqueued by the sweep.
     stuck_after_s: int = Field(default=300, gt=0)
     sweep_interval_s: float = Field(default=60.0, gt=0)
+
+    # Takedown webhooks: attempts in all, and the wait before the first retry in
+    # seconds, doubling each time (capped at an hour): 30 s ... about 1 h 4 min.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_backoff_s: float = Field(default=30.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -120,9 +132,20 @@ class Settings(BaseSettings):
         return self.data_dir.resolve() / "objects"
 
     def template_fernet(self) -> Fernet:
+        return Fernet(self._template_key_bytes())
+
+    def secrets_fernet(self) -> Fernet:
+        """Encrypts secrets we must read back (webhook signing secrets). Derived from the
+        template key with HKDF, so it is a separate key without a separate setting."""
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"consentgate:secrets:v1"
+        ).derive(self._template_key_bytes())
+        return Fernet(base64.urlsafe_b64encode(derived))
+
+    def _template_key_bytes(self) -> bytes:
         if self.template_key is not None:
-            return Fernet(self.template_key.get_secret_value().encode())
-        return Fernet(_embedded_key(self.data_dir.resolve() / "secrets" / "template.key"))
+            return self.template_key.get_secret_value().encode()
+        return _embedded_key(self.data_dir.resolve() / "secrets" / "template.key")
 
 
 def _embedded_key(path: Path) -> bytes:

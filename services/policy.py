@@ -28,6 +28,9 @@ class Policy(BaseModel):
     )
     # Who may allow personal devices, in the policy's own words (shown to SLT).
     personal_device_permission_from: str = "the headteacher"
+    # An SLT approval that clears a face ConsentGate could not identify (unknown or
+    # uncertain) takes effect only once a second, different SLT member confirms it.
+    second_slt_for_overrides: bool = False
 
     def retention_for(self, purpose: str) -> int:
         return self.retention_by_purpose.get(purpose.strip().lower(), self.retention_days)

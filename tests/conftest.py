@@ -37,6 +37,10 @@ os.environ.update(
         "CONSENTGATE_MINIO_REGION": "us-east-1",
         "CONSENTGATE_PUBLIC_BASE_URL": "http://testserver",
         "CONSENTGATE_DATA_DIR": str(ROOT / ".pytest-data"),
+        # Webhook retries: 3 attempts, 0.2 s then 0.4 s apart, so giving up takes < 1 s.
+        "CONSENTGATE_WEBHOOK_MAX_ATTEMPTS": "3",
+        "CONSENTGATE_WEBHOOK_BACKOFF_S": "0.2",
+        "CONSENTGATE_WEBHOOK_TIMEOUT_S": "5",
     }
 )
 
@@ -44,8 +48,15 @@ import pytest  # noqa: E402
 import redis  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 pytest_plugins = ["tests.s3server"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The Celery worker is session-scoped: once started it consumes every upload, so tests
+    # that see an upload still queued must run before the first test that starts it.
+    items.sort(key=lambda item: "celery_worker" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")
@@ -56,17 +67,30 @@ def faces() -> Path:
 
 
 @pytest.fixture(scope="session")
-def database() -> str:
-    """A fresh schema built by the real migrations."""
+def database() -> Iterator[str]:
+    """A fresh schema built by the real migrations.
+
+    Two test runs on one machine share the database and the broker, so a run
+    holds a PostgreSQL advisory lock for its whole session: a second run waits
+    instead of dropping the schema under the first.
+    """
     from models.migrate import upgrade
 
-    engine = create_engine(TEST_DATABASE_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    upgrade(TEST_DATABASE_URL)
-    return TEST_DATABASE_URL
+    lock_engine = create_engine(TEST_DATABASE_URL, poolclass=NullPool)
+    lock = lock_engine.connect()
+    lock.execute(text("SELECT pg_advisory_lock(hashtext('consentgate-test-suite'))"))
+    lock.commit()
+    try:
+        engine = create_engine(TEST_DATABASE_URL, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        upgrade(TEST_DATABASE_URL)
+        yield TEST_DATABASE_URL
+    finally:
+        lock.close()
+        lock_engine.dispose()
 
 
 @pytest.fixture(scope="session")

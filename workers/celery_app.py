@@ -24,6 +24,7 @@ def make_app() -> Celery:
     settings = get_settings()
     app = Celery("consentgate", broker=settings.resolved_broker_url, include=[
         "workers.screen.tasks",
+        "workers.lifecycle.tasks",
     ])
     app.conf.update(
         task_acks_late=True,
@@ -42,6 +43,20 @@ def make_app() -> Celery:
             "sweep-stuck-media": {
                 "task": "consentgate.sweep_stuck_media",
                 "schedule": settings.sweep_interval_s,
+            },
+            # Consent expires at the end of its expires_on day; a quarter of an hour
+            # is the longest an expired consent's photo stays up.
+            "recheck-publications": {
+                "task": "consentgate.recheck_publications",
+                "schedule": 15 * 60,
+            },
+            "purge-expired-media": {
+                "task": "consentgate.purge_expired_media",
+                "schedule": 60 * 60,
+            },
+            "redrive-webhooks": {
+                "task": "consentgate.redrive_webhooks",
+                "schedule": 5 * 60,
             },
         },
     )

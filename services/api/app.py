@@ -12,8 +12,9 @@ from sqlalchemy import text
 from services import runtime
 from services.api import errors
 from services.api.errors import error_body
-from services.api.routes import media, public, pupils
+from services.api.routes import lifecycle, media, public, pupils, review
 from services.config import get_settings
+from services.web import install as install_web_pages
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +55,7 @@ def create_app() -> FastAPI:
     app.include_router(pupils.router)
     app.include_router(media.router)
     app.include_router(public.router)
+    app.include_router(lifecycle.router)
+    app.include_router(review.router)
+    install_web_pages(app)
     return app

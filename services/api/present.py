@@ -25,6 +25,7 @@ def publication(settings: Settings, p: Publication) -> schemas.PublicationOut:
         id=p.id, media_id=p.media_id, channel=p.channel, url=public_url(settings, p),
         published_at=p.published_at, published_by=p.published_by,
         withdrawn_at=p.withdrawn_at, withdrawn_reason=p.withdrawn_reason,
+        redacted=p.blurred_faces is not None,
     )
 
 

@@ -103,6 +103,7 @@ class PublicationOut(BaseModel):
     published_by: str
     withdrawn_at: datetime | None
     withdrawn_reason: str | None
+    redacted: bool = Field(default=False, description="faces without consent are blurred in it")
 
 
 class MediaOut(BaseModel):
@@ -132,6 +133,11 @@ class PublishIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
+    redact: bool = Field(
+        default=False,
+        description="publish a copy with every face not allowed on the channel blurred "
+        "(photos only; needs SLT approval for the channel)",
+    )
 
 
 class ApprovalIn(BaseModel):
@@ -141,6 +147,12 @@ class ApprovalIn(BaseModel):
     justification: str = Field(min_length=10, max_length=5000)
 
 
+class ReviewFlagOut(BaseModel):
+    code: str
+    text: str
+
+
 class ReviewItem(BaseModel):
     media: MediaOut
     blocked_channels: list[str]
+    flags: list[ReviewFlagOut] = Field(default_factory=list)

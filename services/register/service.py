@@ -30,7 +30,7 @@ from services.auth import Principal
 from services.config import Settings
 from services.errors import Conflict, InvalidInput, NotFound
 from services.publish import service as publish
-from services.register.consent import biometric_is_current
+from services.register.consent import biometric_is_current, consent_in_force
 from storage.base import ObjectStore
 from workers.engine.imaging import MediaKind, decode_image, sniff
 from workers.engine.types import EnrolmentRejected
@@ -178,6 +178,11 @@ def set_publication_consent(
     if status == ConsentStatus.WITHDRAWN:
         publish.redecide_for_pupil(
             session, store, pupil, reason=f"{channel.value} consent withdrawn"
+        )
+    elif not consent_in_force(record, utcnow().date()):
+        # A grant recorded with an expiry date already past ends consent just the same.
+        publish.redecide_for_pupil(
+            session, store, pupil, reason=f"{channel.value} consent expired on {expires_on}"
         )
     return record
 

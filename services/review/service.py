@@ -37,7 +37,7 @@ def review_queue(session: Session, principal: Principal, *, limit: int = 200) ->
     channels = [c.value for c in policy.channels]
     media = [
         m for m in MediaRepository(session).list_media(principal.org_id, limit=limit)
-        if m.status != MediaStatus.PURGED
+        if m.status not in (MediaStatus.PURGED, MediaStatus.REJECTED)
     ]
     facts = load_facts(session, media)
     entries = []

@@ -127,6 +127,11 @@ def accept_upload(
             "This was taken on a personal device. It has been uploaded safely; now delete the "
             "original from the device (and from any cloud backup of it). SLT will review it."
         )
+    if media.retention_until < utcnow().date():
+        notices.append(
+            f"This was taken on {media.captured_on}, longer ago than your retention policy "
+            "allows; it will be deleted at the next retention purge."
+        )
     audit(
         session, principal, "media.uploaded", f"media:{media.id}",
         {"kind": sniffed.kind.value, "sha256": sha256, "size": size, "device": form.device.value,

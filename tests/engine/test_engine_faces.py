@@ -127,7 +127,7 @@ def test_video_matches_the_performer_and_flags_everyone_else(
         faces / "video" / "short_hamilton_clip.mp4", gallery, sample_fps=2.0
     )
     lin_frames = {f.frame for f in found if f.pupil_id == "lin_manuel_miranda"}
-    assert len(lin_frames) >= 3
+    assert len(lin_frames) >= 2
     # No one in the clip but the performer is enrolled and recognisable.
     assert set(matched(found)) == {"lin_manuel_miranda"}
     unresolved = [f for f in found if f.status != "matched"]
@@ -197,18 +197,30 @@ def test_sideways_photo_is_screened_upright(
     assert all(f.pupil_id is None for f in screened if f.status != "matched")
 
 
+@pytest.mark.parametrize(
+    ("canvas_hw", "at_xy"),
+    [
+        ((360, 640), (300, 95)),  # upsampled in one piece
+        ((1000, 1700), (470, 600)),  # upsampled in tiles; the face lies in a tile overlap
+    ],
+)
 def test_faces_missed_by_the_first_pass_are_found_by_the_second(
-    engine: FaceEngine, gallery: Gallery, load: Callable[[str], RGBImage]
+    engine: FaceEngine,
+    gallery: Gallery,
+    load: Callable[[str], RGBImage],
+    canvas_hw: tuple[int, int],
+    at_xy: tuple[int, int],
 ) -> None:
-    # A face about 9 px tall in a small image is below what the first pass sees at 1:1;
-    # the upsampled second pass finds it. Far below the quality floor: 'uncertain'.
+    # A face about 9 px tall is below what the first pass sees at 1:1; the upsampled
+    # second pass finds it. Far below the quality floor, so 'uncertain'.
     small = load("events/obama-240p.jpg")
     tiny = np.asarray(cv2.resize(small, (57, 32), interpolation=cv2.INTER_AREA), np.uint8)
-    canvas = np.full((360, 640, 3), 235, np.uint8)
-    canvas[95:127, 300:357] = tiny
+    canvas = np.full((*canvas_hw, 3), 235, np.uint8)
+    x, y = at_xy
+    canvas[y : y + 32, x : x + 57] = tiny
     found = engine.find_faces(canvas)
     assert found.second_pass
-    assert any(contains(f.box, 329, 102) for f in found.faces)
+    assert any(contains(f.box, x + 29, y + 7) for f in found.faces)
     screened = engine.screen_image(canvas, gallery)
     assert screened and all((f.status, f.pupil_id) == ("uncertain", None) for f in screened)
 
@@ -232,7 +244,15 @@ def test_first_pass_success_skips_the_second(
 def test_good_reference_gives_the_face_recognition_encoding(
     engine: FaceEngine, load: Callable[[str], RGBImage]
 ) -> None:
-    import face_recognition
+    from PIL import ImageFile
+
+    # face_recognition sets Pillow's process-wide LOAD_TRUNCATED_IMAGES on import;
+    # put it back so later tests see the application's setting.
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        import face_recognition
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 
     rgb = load("enrol/kit_harington/kit_a.jpg")
     template = engine.reference_template(rgb)
@@ -298,7 +318,7 @@ def test_profile_reference_is_rejected(faces: Path, engine: FaceEngine) -> None:
 
 def test_engine_is_cached_per_config() -> None:
     assert get_engine(EngineConfig()) is get_engine(EngineConfig())
-    assert get_engine(EngineConfig(threshold=0.45)) is not get_engine(EngineConfig())
+    assert get_engine(EngineConfig(threshold=0.4)) is not get_engine(EngineConfig())
 
 
 def test_config_is_validated() -> None:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     # Open-set matching (Euclidean distance between dlib encodings).
-    threshold: float = 0.5
+    threshold: float = 0.45
     margin: float = 0.10
     # CenterFace heatmap score at or above which a face is reported.
     detect_threshold: float = 0.3

@@ -41,7 +41,11 @@ _galleries = GalleryCache()
 
 def engine_for(settings: Settings) -> FaceEngine:
     return get_engine(
-        EngineConfig(threshold=settings.match_threshold, margin=settings.match_margin)
+        EngineConfig(
+            threshold=settings.match_threshold,
+            margin=settings.match_margin,
+            detector_threads=settings.detector_threads,
+        )
     )
 
 

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from models.orm import Channel, Device, Role
+from models.orm import Channel, Device, MediaStatus, Role
 from models.repositories.media import MediaRepository, PublicationRepository
 from services.api import present, schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
 from services.publish import service as publishing
+from services.review import detail as review_detail
 from services.review import service as review
 from services.upload.service import UploadForm, accept_upload
 
@@ -41,7 +42,10 @@ def upload(
 def list_media(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
                limit: int = 50, offset: int = 0) -> list[schemas.MediaOut]:
     mine = principal.token_id if principal.role == Role.STAFF else None
+    # Purged media answer 410 on their own URL and are left out of listings.
+    kept = [s.value for s in MediaStatus if s != MediaStatus.PURGED]
     items = MediaRepository(session).list_media(principal.org_id, uploaded_by=mine,
+                                          statuses=kept,
                                           limit=min(max(limit, 1), 200), offset=max(offset, 0))
     return [present.media(session, settings, m, principal.org.policy) for m in items]
 
@@ -57,7 +61,8 @@ def get_media(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
 def publish(media_id: uuid.UUID, body: schemas.PublishIn, response: Response,
             session: SessionDep, store: StoreDep, settings: SettingsDep,
             principal: CurrentPrincipal) -> schemas.PublicationOut:
-    result = publishing.publish(session, store, settings, principal, media_id, body.channel)
+    result = publishing.publish(session, store, settings, principal, media_id, body.channel,
+                                redact=body.redact)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return present.publication(settings, result.publication)
@@ -93,12 +98,12 @@ def list_publications(session: SessionDep, settings: SettingsDep, principal: Cur
 @router.get("/review")
 def review_queue(session: SessionDep, settings: SettingsDep,
                  principal: CurrentPrincipal) -> list[schemas.ReviewItem]:
-    entries = review.review_queue(session, principal)
     return [
         schemas.ReviewItem(
-            media=present.media(session, settings, e.media, principal.org.policy,
-                                facts=e.facts, decisions=e.decisions),
-            blocked_channels=e.blocked_channels,
+            media=present.media(session, settings, v.media, principal.org.policy,
+                                facts=v.facts, decisions=v.decisions),
+            blocked_channels=v.blocked_channels,
+            flags=[schemas.ReviewFlagOut(code=f.code, text=f.text) for f in v.flags],
         )
-        for e in entries
+        for v in review_detail.queue_views(session, principal)
     ]

@@ -1,0 +1,1 @@
+"""Redacted copies: faces without consent for a channel, blurred beyond recognition."""

@@ -1,0 +1,141 @@
+"""Plain words for the pages: statuses, audit actions, times. No FastAPI here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from models.orm import Pupil
+
+# The guidance is English; show times as the school's clocks do.
+LOCAL = ZoneInfo("Europe/London")
+
+MEDIA_STATUS = {
+    "queued": "Waiting for the face check",
+    "screening": "Checking faces…",
+    "screened": "Checked",
+    "needs_review": "Checked: needs a senior leader's review",
+    "failed": "Face check failed: a senior leader will review it",
+    "rejected": "Rejected and deleted",
+    "purged": "Deleted (kept for as long as the policy allows)",
+}
+
+# Face statuses, for a teacher. Box colours on the review page follow these.
+FACE_STATUS = {
+    "consented": "Has consent",
+    "unconsented": "No consent",
+    "withdrawn": "Consent withdrawn",
+    "unknown": "Not recognised",
+    "uncertain": "Can't tell who this is",
+}
+
+FACE_HELP = {
+    "consented": "Recognised as a pupil whose parent or guardian gave consent.",
+    "unconsented": "Recognised as a pupil with no consent to publish.",
+    "withdrawn": "Recognised as a pupil whose consent has been withdrawn.",
+    "unknown": "This face doesn't look like any pupil with enrolment photos. It could be a "
+               "visitor, an adult, or a pupil who isn't enrolled.",
+    "uncertain": "Too small, blurred or turned away to check, or it looks like more than "
+                 "one pupil.",
+}
+
+CHANNELS = {
+    "website": "School website",
+    "social_media": "Social media",
+    "newsletter": "Newsletter",
+    "press": "Press",
+    "display": "Displays on the premises",
+}
+
+ACTIONS = {
+    "media.uploaded": "Uploaded a photo or video",
+    "media.screened": "Faces checked",
+    "media.screening_failed": "Face check failed",
+    "media.approved": "Approved",
+    "review.approved": "Approved",
+    "review.approved_blurred": "Approved a copy with faces blurred",
+    "review.rejected": "Rejected and deleted",
+    "review.awaiting_second_slt": "Cleared a face; asked a second SLT member to confirm",
+    "review.confirmed": "Confirmed as the second SLT member",
+    "review.declined": "Declined a decision",
+    "publication.created": "Published",
+    "publication.refused": "Publishing refused",
+    "publication.withdrawn": "Taken down",
+    "pupil.created": "Added a pupil",
+    "pupil.active_changed": "Changed whether a pupil is at the school",
+    "consent.recorded": "Recorded consent to publish",
+    "biometric_consent.recorded": "Recorded consent to face matching",
+    "biometrics.erased": "Deleted face-matching data",
+    "reference_photo.added": "Added an enrolment photo",
+    "web.signed_in": "Signed in",
+    "media.purged": "Deleted at the end of its retention period",
+    "organisation.created": "Set up the organisation",
+    "token.created": "Made a sign-in key",
+}
+
+DETAIL_NAMES = {
+    "justification": "Why",
+    "note": "Note",
+    "channels": "Where",
+    "channel": "Where",
+    "reason": "Reason",
+    "reasons": "Reasons",
+    "status": "Status",
+    "evidence_ref": "Evidence",
+    "given_by": "Given by",
+    "expires_on": "Until",
+    "requested_by": "Asked by",
+    "faces_cleared": "Faces cleared",
+    "faces_blurred": "Faces blurred",
+    "event": "Event",
+    "purpose": "Purpose",
+    "device": "Device",
+    "faces": "Faces found",
+    "unresolved": "Faces not identified",
+    "error": "Error",
+}
+
+_UUID = re.compile(r"pupil ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(LOCAL).strftime("%-d %b %Y, %H:%M")
+
+
+def person(actor: str) -> str:
+    """'slt:Mrs Khan' -> 'Mrs Khan': how the audit trail names someone, for people."""
+    return actor.split(":", 1)[1] if ":" in actor else actor
+
+
+def channel_name(channel: str) -> str:
+    return CHANNELS.get(channel, channel.replace("_", " "))
+
+
+def name_pupils(text: str, pupils: dict[uuid.UUID, Pupil]) -> str:
+    """Decision reasons name pupils by id (the API contract); people want names."""
+    def sub(match: re.Match[str]) -> str:
+        pupil = pupils.get(uuid.UUID(match.group(1)))
+        return f"{pupil.given_name} {pupil.family_name}" if pupil else "a pupil"
+
+    return _UUID.sub(sub, text)
+
+
+def detail_text(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(detail_text(v) for v in value) if value else "none"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def likeness(distance: float | None) -> str:
+    """How alike a matched face is to the pupil's enrolment photos, without jargon."""
+    if distance is None:
+        return ""
+    if distance < 0.4:
+        return "a very close likeness to their enrolment photos"
+    return "a close likeness to their enrolment photos"

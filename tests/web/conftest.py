@@ -1,0 +1,1 @@
+from tests.web.browser import browser, server  # noqa: F401 - fixtures for the browser tests

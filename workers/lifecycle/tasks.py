@@ -1,0 +1,44 @@
+"""Thin Celery tasks: take ids, call the lifecycle services. Each is idempotent, so a
+redelivered or duplicated message does no harm."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Task
+
+from services import runtime
+from services.config import get_settings
+from services.lifecycle import recheck, retention, webhooks
+from workers.celery_app import app
+
+
+@app.task(
+    name=webhooks.DELIVER_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Attempts are counted in the delivery row (CONSENTGATE_WEBHOOK_MAX_ATTEMPTS), not here.
+    max_retries=None,
+)
+def deliver_webhook(self: Task, delivery_id: str) -> str:
+    wait = webhooks.attempt_delivery(runtime.sessions(), get_settings(),
+                                     uuid.UUID(delivery_id))
+    if wait is None:
+        return "done"
+    raise self.retry(countdown=wait)
+
+
+@app.task(name="consentgate.redrive_webhooks", acks_late=True, reject_on_worker_lost=True)
+def redrive_webhooks() -> int:
+    return webhooks.redrive_overdue(runtime.sessions())
+
+
+@app.task(name="consentgate.recheck_publications", acks_late=True, reject_on_worker_lost=True)
+def recheck_publications() -> int:
+    return recheck.recheck_all(runtime.sessions(), runtime.store())
+
+
+@app.task(name="consentgate.purge_expired_media", acks_late=True, reject_on_worker_lost=True)
+def purge_expired_media() -> int:
+    return retention.purge_due(runtime.sessions(), runtime.store())
