@@ -20,6 +20,7 @@ from models.orm import (
     MediaTombstone,
     Organisation,
     Publication,
+    ReviewDecision,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -208,10 +209,11 @@ class RetentionRepository:
         )
 
     def delete_faces_and_approvals(self, media: Media) -> None:
-        """Face rows (boxes and pupil links) and approvals (free-text justifications that
-        may name children) go with the pixels."""
+        """Face rows (boxes and pupil links), approvals and review decisions (free-text
+        justifications that may name children) go with the pixels."""
         self.session.execute(delete(Face).where(Face.media_id == media.id))
         self.session.execute(delete(Approval).where(Approval.media_id == media.id))
+        self.session.execute(delete(ReviewDecision).where(ReviewDecision.media_id == media.id))
         self.session.flush()
         self.session.expire(media, ["faces"])
 

@@ -57,6 +57,11 @@ def test_purge_deletes_every_version_keeps_a_tombstone_and_respects_legal_hold(
             assert wait_screened(client, slt, media_id)["status"] == "screened"
         urls = [publish(client, publisher, old)["url"],
                 publish(client, publisher, old, "newsletter")["url"]]
+        # An SLT decision whose justification names a child must go with the photo.
+        r = client.post(f"/api/v1/media/{old}/decisions", headers=slt, json={
+            "kind": "approve", "channels": ["press"],
+            "justification": "Sam Hill's parents asked for this one in the paper"})
+        assert r.status_code == 201, r.text
         old_keys = _keys(old)
         # A second version of the original, as an overwrite on a versioned bucket leaves.
         runtime.store().put(old_keys["original"], pictures["old"] + b"\0")
@@ -104,11 +109,14 @@ def test_purge_deletes_every_version_keeps_a_tombstone_and_respects_legal_hold(
             row = session.execute(text(
                 "SELECT event, purpose, uploader_name, status FROM media "
                 "WHERE CAST(id AS TEXT) = :m"), {"m": old}).one()
-            faces = session.execute(text(
-                "SELECT count(*) FROM faces WHERE CAST(media_id AS TEXT) = :m"),
-                {"m": old}).scalar_one()
+            faces, decisions, approvals = (
+                session.execute(text(
+                    f"SELECT count(*) FROM {table} WHERE CAST(media_id AS TEXT) = :m"),
+                    {"m": old}).scalar_one()
+                for table in ("faces", "review_decisions", "approvals")
+            )
         assert tuple(row) == ("", "", "", "purged")
-        assert faces == 0
+        assert (faces, decisions, approvals) == (0, 0, 0)
         listing = client.get("/api/v1/media", headers=slt).json()
         assert old not in {m["id"] for m in listing}
         r = client.post(f"/api/v1/media/{old}/publications", headers=publisher,
