@@ -24,10 +24,12 @@ EVENTS_BLOCKED = ["two_people.jpg", "kit_with_rose.jpg", "obama_and_biden.jpg"]
 VIDEO = "short_hamilton_clip.mp4"
 
 
-def enrol_register(http: Http, slt: dict[str, str], faces: Path) -> dict[str, str]:
-    """Create the six pupils with biometric consent, reference photos and website consent."""
+def enrol_register(http: Http, slt: dict[str, str], faces: Path,
+                   register: dict[str, str | None] | None = None) -> dict[str, str]:
+    """Create pupils for shared/faces/enrol identities (default: the six of REGISTER) with
+    biometric consent, reference photos and website consent as given."""
     ids: dict[str, str] = {}
-    for n, (name, website) in enumerate(REGISTER.items()):
+    for n, (name, website) in enumerate((register or REGISTER).items()):
         given, _, family = name.replace("_", " ").title().partition(" ")
         r = http.post("/api/v1/pupils", headers=slt, json={
             "external_id": f"UPN{n:04d}", "given_name": given, "family_name": family or given,

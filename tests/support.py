@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from click.testing import CliRunner
 
 from services.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
+CLI = [sys.executable, "-m", "services.cli"]
 
 
 class Http(Protocol):
@@ -48,3 +56,54 @@ def wait_screened(http: Http, headers: dict[str, str], media_id: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"media {media_id} still {body['status']} after {timeout}s")
         time.sleep(0.3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    """The out-of-the-box settings: the suite's production CONSENTGATE_* values dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTGATE_")}
+    env["CONSENTGATE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+@contextmanager
+def embedded_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`consentgate serve` on a fresh data directory under tmp; yields (base URL, env)."""
+    env = embedded_env(tmp / "data")
+    port = free_port()
+    log_path = tmp / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log_path.read_text()[-3000:])
+                time.sleep(0.3)
+            yield base, env
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_cli_in(env: dict[str, str], *args: str) -> str:
+    """The CLI as a separate process with its own settings (for a served data dir)."""
+    out = subprocess.run([*CLI, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    return out.stdout

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from tests.flow import put_consent
+from tests.flow import enrol_register
 from tests.support import Http
 from workers.engine.engine import EngineConfig, get_engine
 from workers.engine.imaging import decode_image
@@ -30,25 +30,7 @@ IPTC_CAPTION = b"planted IPTC caption"
 def enrol(http: Http, slt: dict[str, str], faces: Path,
           register: dict[str, str | None]) -> dict[str, str]:
     """Pupils for shared/faces/enrol identities, with website consent granted or not."""
-    ids: dict[str, str] = {}
-    for n, (name, website) in enumerate(register.items()):
-        given, _, family = name.replace("_", " ").title().partition(" ")
-        r = http.post("/api/v1/pupils", headers=slt, json={
-            "external_id": f"R{n:04d}", "given_name": given, "family_name": family or given,
-            "year_group": "Year 5"})
-        assert r.status_code == 201, r.text
-        pid = r.json()["id"]
-        ids[name] = pid
-        r = http.post(f"/api/v1/pupils/{pid}/biometric-consent", headers=slt, json={
-            "status": "granted", "by": "parent", "evidence_ref": f"form-{n}"})
-        assert r.status_code == 201, r.text
-        for photo in sorted((faces / "enrol" / name).iterdir()):
-            r = http.post(f"/api/v1/pupils/{pid}/reference-photos", headers=slt,
-                          files={"file": (photo.name, photo.read_bytes())})
-            assert r.status_code == 201, f"{photo}: {r.text}"
-        if website is not None:
-            put_consent(http, slt, pid, website)
-    return ids
+    return enrol_register(http, slt, faces, register)
 
 
 def _segment(marker: int, payload: bytes) -> bytes:

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import base64
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support import POLICIES, ROOT
-from tests.test_serve_embedded import CLI, _embedded_env, _free_port
+from tests.support import POLICIES, ROOT, embedded_server, run_cli_in
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,9 +27,7 @@ class Server:
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([*CLI, *args], cwd=ROOT, env=self.env, capture_output=True,
-                             text=True, check=True, timeout=120)
-        return out.stdout
+        return run_cli_in(self.env, *args)
 
     def org(self, slug: str, policy: str = "primary-school") -> None:
         self.cli("org", "create", slug, "--name", slug.replace("-", " ").title(),
@@ -53,32 +47,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("browser-serve")
-    env = _embedded_env(tmp / "data")
-    port = _free_port()
-    log_path = tmp / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(log_path.read_text()[-3000:])
-                time.sleep(0.3)
-            yield Server(base, env)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with embedded_server(tmp_path_factory.mktemp("browser-serve")) as (base, env):
+        yield Server(base, env)
 
 
 @pytest.fixture(scope="session")
