@@ -6,6 +6,7 @@ and the CONSENTGATE_* settings.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -83,6 +84,7 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
             [sys.executable, "-m", "services.cli", "worker", "--beat",
              "--concurrency", str(concurrency)],
             env=os.environ.copy(),
+            preexec_fn=_die_with_parent,
         )
         threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
     try:
@@ -96,6 +98,14 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends the embedded worker SIGTERM when `serve` exits, however it
+    exits (even SIGKILL), so no orphaned worker keeps screening for a stopped site."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _exit_with(worker: subprocess.Popen[bytes]) -> None:
@@ -113,6 +123,14 @@ def _exit_with(worker: subprocess.Popen[bytes]) -> None:
 @click.option("--loglevel", default="info", show_default=True)
 def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     """Run a screening worker."""
+    if concurrency > 1 and "CONSENTGATE_DETECTOR_THREADS" not in os.environ:
+        # Worker processes already share the cores; more onnxruntime threads per
+        # process than cores per process only contend (docs/calibration.md, Speed).
+        os.environ["CONSENTGATE_DETECTOR_THREADS"] = str(
+            max(1, (os.cpu_count() or 1) // concurrency))
+        from services import runtime
+
+        runtime.reset()
     from services.config import get_settings
     from workers.celery_app import app
 

@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     # shared test faces; method and figures in docs/calibration.md.
     match_threshold: float = Field(default=0.45, gt=0, lt=1)
     match_margin: float = Field(default=0.10, ge=0, lt=1)
-    # onnxruntime threads per worker process for face detection; 0 = min(2, CPUs).
-    # Set 1 when running more worker processes than there are spare cores.
+    # onnxruntime threads per worker process for face detection and descriptors;
+    # 0 = min(2, CPUs), or CPUs / concurrency for `consentgate worker --concurrency N>1`.
     detector_threads: int = Field(default=0, ge=0)
     # Video sampling rate in frames per second of video time.
     video_sample_fps: float = Field(default=2.0, ge=2.0)

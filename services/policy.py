@@ -31,9 +31,16 @@ class Policy(BaseModel):
     # An SLT approval that clears a face ConsentGate could not identify (unknown or
     # uncertain) takes effect only once a second, different SLT member confirms it.
     second_slt_for_overrides: bool = False
+    # Children's faces change: a pupil whose newest enrolment photo is older than this
+    # (days) is listed for a new one.
+    reenrol_after_days: int = Field(default=365, gt=0, le=3650)
 
     def retention_for(self, purpose: str) -> int:
         return self.retention_by_purpose.get(purpose.strip().lower(), self.retention_days)
+
+    def needs_reenrolment(self, template_age_days: int | None) -> bool:
+        """No template at all (None), or the newest is older than reenrol_after_days."""
+        return template_age_days is None or template_age_days > self.reenrol_after_days
 
 
 DEFAULT_POLICY = Policy()

@@ -3,6 +3,9 @@ consent history, and the tamper-evident audit trail."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -76,6 +79,58 @@ def test_consent_history_is_appended_never_overwritten(client: TestClient) -> No
                    json={"status": "granted", "given_by": "guardian", "evidence_ref": "x",
                          "expires_on": "2020-01-01"})
     assert r.json()["consents"]["newsletter"]["in_force"] is False
+
+
+def test_template_age_says_when_a_pupil_needs_a_new_enrolment_photo(
+    client: TestClient, faces: Path
+) -> None:
+    create_org("school")  # policy without reenrol_after_days: the default, 365 days
+    slt = token("school", "slt")
+    pid = _pupil(client, slt)
+    _biometric(client, slt, pid, "granted", "parent")
+    body = client.get(f"/api/v1/pupils/{pid}", headers=slt).json()
+    assert (body["template_age_days"], body["needs_reenrolment"]) == (None, True)
+
+    def enrol(photo: str) -> None:
+        r = client.post(f"/api/v1/pupils/{pid}/reference-photos", headers=slt,
+                        files={"file": (photo, (faces / "enrol" / "kit_harington" / photo)
+                                        .read_bytes())})
+        assert r.status_code == 201, r.text
+
+    def backdate(days: int) -> None:
+        with runtime.sessions()() as session:
+            session.execute(text("UPDATE face_templates SET created_at = created_at - "
+                                 "make_interval(days => :d) WHERE pupil_id = :p"),
+                            {"d": days, "p": pid})
+            session.commit()
+
+    enrol("kit_a.jpg")
+    body = client.get(f"/api/v1/pupils/{pid}", headers=slt).json()
+    assert (body["templates"], body["template_age_days"], body["needs_reenrolment"]) == (
+        1, 0, False)
+    backdate(365)
+    body = client.get(f"/api/v1/pupils/{pid}", headers=slt).json()
+    assert (body["template_age_days"], body["needs_reenrolment"]) == (365, False)
+    backdate(60)
+    listed = client.get("/api/v1/pupils", headers=slt).json()
+    assert [(p["template_age_days"], p["needs_reenrolment"]) for p in listed] == [(425, True)]
+
+    # The register page says so in plain words, and links to the pupil.
+    page = client.get("/signin", headers={"Accept": "text/html"})
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert nonce
+    r = client.post("/signin", follow_redirects=False, data={
+        "token": slt["Authorization"].split()[1], "csrf": nonce.group(1), "next": "/register"})
+    assert r.status_code == 303, r.text
+    register = client.get("/register", headers={"Accept": "text/html"}).text
+    assert "Photo on file is 13 months old — take a new one" in register
+
+    # A new photo counts from its own date: the newest template decides.
+    enrol("kit_b.jpg")
+    body = client.get(f"/api/v1/pupils/{pid}", headers=slt).json()
+    assert (body["templates"], body["template_age_days"], body["needs_reenrolment"]) == (
+        2, 0, False)
+    assert "take a new one" not in client.get("/register", headers={"Accept": "text/html"}).text
 
 
 def test_duplicate_pupil_is_a_conflict(client: TestClient) -> None:

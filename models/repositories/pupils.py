@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -133,6 +134,18 @@ class PupilRepository:
             )
             or 0
         )
+
+    def newest_template_times(self, pupil_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+        """When each pupil's newest template was made; pupils with none are left out."""
+        ids = set(pupil_ids)
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(FaceTemplate.pupil_id, func.max(FaceTemplate.created_at))
+            .where(FaceTemplate.pupil_id.in_(ids))
+            .group_by(FaceTemplate.pupil_id)
+        )
+        return {r[0]: r[1] for r in rows}
 
     def delete_biometrics(self, pupil_id: uuid.UUID) -> list[str]:
         """Delete every template and reference-photo row; return the photo object keys."""

@@ -40,6 +40,10 @@ class PupilOut(BaseModel):
     active: bool
     biometric_consent: bool
     templates: int
+    # Whole days since the newest template was made; None without any template.
+    template_age_days: int | None
+    # No template, or the newest is older than the policy's reenrol_after_days.
+    needs_reenrolment: bool
     consents: dict[str, ConsentOut]
 
 

@@ -33,7 +33,7 @@ from models.repositories.media import MediaRepository
 from models.repositories.pupils import PupilRepository
 from services.api.deps import SessionDep, SettingsDep, StoreDep
 from services.api.errors import status_for
-from services.api.routes.pupils import MAX_REFERENCE_BYTES
+from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.auth import Principal
 from services.decide.service import decide_media
 from services.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
@@ -431,21 +431,31 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
     repo = PupilRepository(session)
     pupils = repo.list_pupils(user.principal.org_id)
     latest = repo.latest_consents(p.id for p in pupils)
-    today = utcnow().date()
-    rows = [
-        {
+    newest = repo.newest_template_times(p.id for p in pupils)
+    policy = policy_of(user.principal.org.policy)
+    now = utcnow()
+    today = now.date()
+    rows = []
+    for p in pupils:
+        biometric = biometric_is_current(repo.biometric_history(p.id))
+        photos = repo.template_count(p.id)
+        age = template_age_days(newest.get(p.id), now)
+        rows.append({
             "pupil": p,
-            "biometric": biometric_is_current(repo.biometric_history(p.id)),
-            "photos": repo.template_count(p.id),
+            "biometric": biometric,
+            "photos": photos,
+            # Only where a new photo can be taken and used: consent to face matching
+            # given, and the pupil still at the school.
+            "reenrol": (words.reenrol_note(photos, age)
+                        if biometric and p.active and policy.needs_reenrolment(age) else None),
             "consents": {
                 c.value: _consent_word(latest.get((p.id, c.value)), today)
-                for c in policy_of(user.principal.org.policy).channels
+                for c in policy.channels
             },
-        }
-        for p in pupils
-    ]
+        })
     return render(request, "register.html", user, status=status, rows=rows, error=error,
-                  channels=[c.value for c in policy_of(user.principal.org.policy).channels])
+                  channels=[c.value for c in policy.channels],
+                  reenrol_after_days=policy.reenrol_after_days)
 
 
 def _consent_word(record: Any, today: date) -> str:

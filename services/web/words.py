@@ -106,6 +106,25 @@ def when(value: datetime | None) -> str:
     return value.astimezone(LOCAL).strftime("%-d %b %Y, %H:%M")
 
 
+def photo_age(days: int) -> str:
+    """'3 weeks', '14 months', '2 years': how old an enrolment photo is, roughly."""
+    if days < 14:
+        return "1 day" if days == 1 else f"{days} days"
+    if days < 61:
+        return f"{days // 7} weeks"
+    months = days * 12 // 365
+    if months < 24:
+        return f"{months} months"
+    return f"{days // 365} years"
+
+
+def reenrol_note(photos: int, age_days: int | None) -> str:
+    """What the register says about a pupil whose enrolment needs renewing."""
+    if photos == 0 or age_days is None:
+        return "No photo on file — add one"
+    return f"Photo on file is {photo_age(age_days)} old — take a new one"
+
+
 def person(actor: str) -> str:
     """'slt:Mrs Khan' -> 'Mrs Khan': how the audit trail names someone, for people."""
     return actor.split(":", 1)[1] if ":" in actor else actor

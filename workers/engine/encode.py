@@ -6,13 +6,20 @@ here equals ``face_recognition.face_encodings(rgb, [box], 1, "small")`` for the 
 (tests/engine/test_engine_faces.py checks this). We call dlib directly so that all faces
 of an image go through the network in one batch, and so that the 68-point predictor and
 the CNN detector, which face_recognition loads on import, are never loaded.
+
+Screening runs the descriptor network itself in onnxruntime (``resnet.py``), about 15x
+faster than the BLAS-less dlib-bin wheel, on dlib's own landmarks and chips; templates
+(``exact=True``) still come from dlib's network. The two agree to float32 rounding, and
+are compared on sample chips when the models load: on any disagreement dlib does all.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,7 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from workers.engine.detect import Detection
+from workers.engine.resnet import CHIP_PADDING, CHIP_SIDE, DescriptorNet
 from workers.engine.types import RGBImage
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -114,41 +124,113 @@ def frontal_ratio(landmarks: FloatArray) -> float:
     return iod / eye_mouth
 
 
-class Encoder:
-    """dlib's 5-point shape predictor and ResNet descriptor, loaded on first use."""
+# Largest difference per descriptor component allowed between onnxruntime and dlib on
+# the check chips. Float32 summation order alone gives about 1e-6 (docs/calibration.md);
+# a wiring or weight error gives differences of order 0.01-1.
+_CHECK_TOLERANCE = 1e-5
 
-    def __init__(self) -> None:
-        self._models: tuple[Any, Any] | None = None
+_dlib_models: tuple[Any, Any] | None = None
+_dlib_lock = threading.Lock()
+
+
+def _model_paths() -> tuple[str, str]:
+    """(5-point shape predictor, descriptor network) files of face_recognition_models."""
+    with warnings.catch_warnings():
+        # face_recognition_models imports the deprecated pkg_resources.
+        warnings.simplefilter("ignore", UserWarning)
+        import face_recognition_models as frm
+    return frm.pose_predictor_five_point_model_location(), frm.face_recognition_model_location()
+
+
+def _load_dlib_models() -> tuple[Any, Any]:
+    """(5-point shape predictor, descriptor network), once per process."""
+    global _dlib_models
+    with _dlib_lock:
+        if _dlib_models is None:
+            predictor_path, net_path = _model_paths()
+            _dlib_models = (dlib.shape_predictor(predictor_path),
+                            dlib.face_recognition_model_v1(net_path))
+        return _dlib_models
+
+
+def _check_chips() -> npt.NDArray[np.uint8]:
+    """Fixed chips that drive every channel of the network: noise, and smooth shading."""
+    rng = np.random.default_rng(20240611)
+    noise = rng.integers(0, 256, (CHIP_SIDE, CHIP_SIDE, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:CHIP_SIDE, 0:CHIP_SIDE]
+    shade = np.stack([xx * 255 // CHIP_SIDE, yy * 255 // CHIP_SIDE,
+                      (xx + yy) * 255 // (2 * CHIP_SIDE)], axis=2).astype(np.uint8)
+    return np.stack([noise, shade])
+
+
+def _load_fast_net(dlib_net: Any, threads: int) -> DescriptorNet | None:
+    """The onnxruntime network, or None (dlib then computes every descriptor) if it
+    cannot be built or does not reproduce dlib on the check chips."""
+    try:
+        fast = DescriptorNet.load(Path(_model_paths()[1]), threads=threads)
+        chips = _check_chips()
+        ours = fast.descriptors(chips)
+        theirs = np.array([np.asarray(d) for d in dlib_net.compute_face_descriptor(list(chips))])
+        worst = float(np.max(np.abs(ours - theirs)))
+        if not worst <= _CHECK_TOLERANCE:
+            raise ValueError(f"differs from dlib by up to {worst:.2e}")
+    except Exception:
+        log.exception("descriptor network on onnxruntime not used; dlib computes descriptors")
+        return None
+    return fast
+
+
+class Encoder:
+    """dlib's 5-point shape predictor and descriptor network, loaded on first use; the
+    network also on onnxruntime with ``threads`` intra-op threads (see module doc)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self._threads = max(1, threads)
+        self._fast: DescriptorNet | None = None
+        self._loaded = False
         self._lock = threading.Lock()
 
-    def _get_models(self) -> tuple[Any, Any]:
-        if self._models is None:
+    def _fast_net(self) -> DescriptorNet | None:
+        if not self._loaded:
             with self._lock:
-                if self._models is None:
-                    with warnings.catch_warnings():
-                        # face_recognition_models imports the deprecated pkg_resources.
-                        warnings.simplefilter("ignore", UserWarning)
-                        import face_recognition_models as frm
-                    predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-                    net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
-                    self._models = (predictor, net)
-        return self._models
+                if not self._loaded:
+                    self._fast = _load_fast_net(_load_dlib_models()[1], self._threads)
+                    self._loaded = True
+        return self._fast
+
+    @property
+    def fast(self) -> bool:
+        """Whether descriptors (other than ``exact`` ones) come from onnxruntime."""
+        return self._fast_net() is not None
 
     def warm_up(self) -> None:
-        self._get_models()
+        _load_dlib_models()
+        self._fast_net()
 
     def encode(
-        self, rgb: RGBImage, dets: Sequence[Detection], *, num_jitters: int = 1
+        self,
+        rgb: RGBImage,
+        dets: Sequence[Detection],
+        *,
+        num_jitters: int = 1,
+        exact: bool = False,
     ) -> FloatArray:
-        """(n, 128) float64 descriptors, one per detection, in order."""
+        """(n, 128) float64 descriptors, one per detection, in order. ``exact`` uses
+        dlib's own network, as face_recognition does (for templates)."""
         if not dets:
             return np.empty((0, ENCODING_DIM), dtype=np.float64)
-        predictor, net = self._get_models()
+        predictor, net = _load_dlib_models()
+        # Loaded only when first needed: the API process makes templates only.
+        fast = None if exact or num_jitters != 1 else self._fast_net()
         img = np.ascontiguousarray(rgb, dtype=np.uint8)
         shapes = dlib.full_object_detections()
         for det in dets:
             left, top, right, bottom = dlib_like_box(det)
             shapes.append(predictor(img, dlib.rectangle(left, top, right, bottom)))
+        if fast is not None:
+            # The chips compute_face_descriptor would cut (same function, size, padding).
+            chips = dlib.get_face_chips(img, shapes, size=CHIP_SIDE, padding=CHIP_PADDING)
+            return fast.descriptors(np.stack(chips)).reshape(len(dets), ENCODING_DIM)
         descriptors = net.compute_face_descriptor(img, shapes, num_jitters)
         out = np.array([np.asarray(d, dtype=np.float64) for d in descriptors], dtype=np.float64)
         return out.reshape(len(dets), ENCODING_DIM)

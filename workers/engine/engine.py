@@ -38,6 +38,7 @@ from workers.engine.detect import (
 from workers.engine.encode import Encoder, frontal_ratio, sharpness, upright_turns, yaw_proxy
 from workers.engine.imaging import sample_video_frames
 from workers.engine.match import Gallery
+from workers.engine.tracks import apply_track_rules
 from workers.engine.types import Box, Encoding, EnrolmentRejected, RGBImage, ScreenedFace
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class EngineConfig:
     enrol_max_yaw: float = 0.35
     enrol_min_frontal: float = 0.7
     enrol_min_score: float = 0.5
-    # onnxruntime intra-op threads per process; 0 = min(2, CPUs).
+    # onnxruntime intra-op threads per process, for the detector and the descriptor
+    # network; 0 = min(2, CPUs).
     detector_threads: int = 0
 
     def __post_init__(self) -> None:
@@ -125,7 +127,7 @@ class FoundFaces:
 
 _shared_lock = threading.Lock()
 _detectors: dict[int, CenterFace] = {}
-_encoder: Encoder | None = None
+_encoders: dict[int, Encoder] = {}
 
 
 def _shared_detector(threads: int) -> CenterFace:
@@ -135,12 +137,11 @@ def _shared_detector(threads: int) -> CenterFace:
         return _detectors[threads]
 
 
-def _shared_encoder() -> Encoder:
-    global _encoder
+def _shared_encoder(threads: int) -> Encoder:
     with _shared_lock:
-        if _encoder is None:
-            _encoder = Encoder()
-        return _encoder
+        if threads not in _encoders:
+            _encoders[threads] = Encoder(threads)
+        return _encoders[threads]
 
 
 def _merge(hits: list[tuple[Detection, int]], w: int, h: int) -> list[tuple[Detection, int]]:
@@ -196,9 +197,10 @@ class FaceEngine:
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self._detector = _shared_detector(config.detector_threads or default_threads())
-        self._encoder = _shared_encoder()
-        # dlib's network is not documented as re-entrant.
+        threads = config.detector_threads or default_threads()
+        self._detector = _shared_detector(threads)
+        self._encoder = _shared_encoder(threads)
+        # dlib's shape predictor and network are not documented as re-entrant.
         self._encode_lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -298,13 +300,15 @@ class FaceEngine:
         )
 
     def _encode(
-        self, images: dict[int, RGBImage], faces: Sequence[FoundFace]
+        self, images: dict[int, RGBImage], faces: Sequence[FoundFace], *, exact: bool = False
     ) -> npt.NDArray[np.float64]:
         out = np.empty((len(faces), 128), dtype=np.float64)
         for k in sorted({f.rotation for f in faces}):
             idx = [i for i, f in enumerate(faces) if f.rotation == k]
             with self._encode_lock:
-                out[idx] = self._encoder.encode(images[k], [faces[i].detection for i in idx])
+                out[idx] = self._encoder.encode(
+                    images[k], [faces[i].detection for i in idx], exact=exact
+                )
         return out
 
     # ---------------------------------------------------------------- screening
@@ -320,13 +324,17 @@ class FaceEngine:
         """Every face in every sampled frame. The thorough second pass on an empty frame
         upsamples but does not rotate: video orientation comes from the container's
         display matrix (applied by imaging), and four detector runs per empty frame
-        would multiply the cost of long stage or landscape shots."""
+        would multiply the cost of long stage or landscape shots. Faces are then linked
+        across frames, and a face matched to different pupils in different frames is
+        ``uncertain`` throughout (``tracks.py``)."""
         out: list[ScreenedFace] = []
-        frames = 0
+        sampled: list[int] = []
         for index, rgb in sample_video_frames(path, fps=sample_fps):
             out.extend(self._screen(rgb, gallery, frame=index, rotations=False))
-            frames += 1
-        log.debug("screened %d sampled frames, %d faces", frames, len(out))
+            sampled.append(index)
+        out, conflicts = apply_track_rules(out, sampled)
+        log.debug("screened %d sampled frames, %d faces, %d tracks matched to several pupils",
+                  len(sampled), len(out), conflicts)
         return out
 
     def _screen(
@@ -388,7 +396,9 @@ class FaceEngine:
             raise EnrolmentRejected(
                 "The face is turned away from the camera; use a photo looking straight at it"
             )
-        encoding: Encoding = self._encode(found.images, [face])[0]
+        # Templates come from dlib's own network: they are stored for years and must be
+        # reproducible by face_recognition itself.
+        encoding: Encoding = self._encode(found.images, [face], exact=True)[0]
         if not np.all(np.isfinite(encoding)):
             raise EnrolmentRejected("This photo could not be used; try another photo")
         return encoding

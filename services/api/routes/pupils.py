@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
 
 from models.clock import utcnow
 from models.orm import Channel, Pupil, Role
+from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
 from services.api import schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
 from services.errors import TooLarge
+from services.policy import policy_of
 from services.register import service as register
 from services.register.consent import biometric_is_current, consent_in_force
 
@@ -20,15 +23,26 @@ router = APIRouter(prefix="/api/v1/pupils", tags=["consent register"])
 MAX_REFERENCE_BYTES = 25 * 1024 * 1024
 
 
+def template_age_days(newest: datetime | None, now: datetime) -> int | None:
+    """Whole days since a pupil's newest template was made (None: no template)."""
+    return None if newest is None else max(0, (now - newest).days)
+
+
 def _out(session: SessionDep, pupil: Pupil) -> schemas.PupilOut:
     repo = PupilRepository(session)
-    today = utcnow().date()
+    now = utcnow()
+    today = now.date()
     latest = repo.latest_consents([pupil.id])
+    org = OrganisationRepository(session).get(pupil.org_id)
+    policy = policy_of(org.policy if org is not None else {})
+    age = template_age_days(repo.newest_template_times([pupil.id]).get(pupil.id), now)
     return schemas.PupilOut(
         id=pupil.id, external_id=pupil.external_id, given_name=pupil.given_name,
         family_name=pupil.family_name, year_group=pupil.year_group, active=pupil.active,
         biometric_consent=biometric_is_current(repo.biometric_history(pupil.id)),
         templates=repo.template_count(pupil.id),
+        template_age_days=age,
+        needs_reenrolment=policy.needs_reenrolment(age),
         consents={
             channel: schemas.ConsentOut(
                 channel=channel, status=r.status, given_by=r.given_by,

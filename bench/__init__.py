@@ -1,0 +1,1 @@
+"""Benchmarks and calibration of the face engine; see bench/README.md. Not shipped."""
