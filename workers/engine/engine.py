@@ -49,8 +49,13 @@ class EngineConfig:
     # Open-set matching (Euclidean distance between dlib encodings).
     threshold: float = 0.45
     margin: float = 0.10
-    # CenterFace heatmap score at or above which a face is reported.
+    # CenterFace heatmap score at or above which a face can be matched.
     detect_threshold: float = 0.3
+    # Detections scoring from this up to detect_threshold are kept as `uncertain` (never
+    # encoded, never matched): a tiny face in a crowd can score 0.18 at first-pass scale
+    # and must send the photo to review, not vanish. Non-faces scored <= 0.13 in the
+    # calibration set (docs/calibration.md).
+    candidate_threshold: float = 0.15
     # First pass: images are shrunk so their longer side is at most this (px).
     detect_max_side: int = 1600
     # Second pass (first found nothing): scale x this, capped at this many pixels, tiled.
@@ -78,6 +83,7 @@ class EngineConfig:
             "threshold": 0 < self.threshold < 2,
             "margin": 0 <= self.margin < 2,
             "detect_threshold": 0 < self.detect_threshold < 1,
+            "candidate_threshold": 0 < self.candidate_threshold <= self.detect_threshold,
             "detect_max_side": self.detect_max_side >= 64,
             "second_pass_upsample": self.second_pass_upsample >= 1,
             "second_pass_max_pixels": self.second_pass_max_pixels > 0,
@@ -245,7 +251,9 @@ class FaceEngine:
     def _detect(self, images: dict[int, RGBImage], k: int, scale: float) -> list[Detection]:
         if k not in images:
             images[k] = np.ascontiguousarray(np.rot90(images[0], k))
-        return self._detector.detect(images[k], scale=scale, threshold=self.config.detect_threshold)
+        return self._detector.detect(
+            images[k], scale=scale, threshold=self.config.candidate_threshold
+        )
 
     def _second_pass(
         self, images: dict[int, RGBImage], first_scale: float, *, rotations: bool
@@ -258,12 +266,12 @@ class FaceEngine:
         scale = min(first_scale * cfg.second_pass_upsample, cap)
         if scale > first_scale * 1.05:
             if max(h, w) * scale <= cfg.detect_max_side:
-                dets = self._detector.detect(img, scale=scale, threshold=cfg.detect_threshold)
+                dets = self._detector.detect(img, scale=scale, threshold=cfg.candidate_threshold)
             else:
                 dets = self._detector.detect_tiled(
                     img,
                     scale=scale,
-                    threshold=cfg.detect_threshold,
+                    threshold=cfg.candidate_threshold,
                     tile=cfg.tile_side,
                     overlap=cfg.tile_overlap,
                 )
@@ -293,7 +301,8 @@ class FaceEngine:
     def _screenable(self, face: FoundFace) -> bool:
         cfg = self.config
         return (
-            face.height_px >= cfg.min_face_px
+            face.score >= cfg.detect_threshold
+            and face.height_px >= cfg.min_face_px
             and face.sharpness >= cfg.min_sharpness
             and abs(face.yaw) <= cfg.max_yaw
             and face.frontal >= cfg.min_frontal
