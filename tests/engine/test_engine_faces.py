@@ -331,3 +331,29 @@ def test_config_is_validated() -> None:
 def test_not_an_rgb_image_is_refused(engine: FaceEngine, gallery: Gallery) -> None:
     with pytest.raises(ValueError, match="RGB"):
         engine.screen_image(np.zeros((10, 10), np.uint8), gallery)
+
+
+def test_small_face_in_a_large_photo_is_found_when_a_large_face_is_too(
+    faces: Path, engine: FaceEngine
+) -> None:
+    """A 12 MP class photo is shrunk for the first pass; a child 40 px tall at the back
+    would be ~17 px at the detector's input. The full-resolution pass must find it even
+    though the first pass found the big face in front."""
+    src = decode_image((faces / "enrol" / "kit_harington" / "kit_a.jpg").read_bytes(),
+                       max_pixels=MAX_PIXELS)
+    (top, right, bottom, left) = engine.find_faces(src).faces[0].box
+    pad = (bottom - top) // 3
+    crop = src[max(top - pad, 0):bottom + pad, max(left - pad, 0):right + pad]
+    canvas = np.full((3000, 4000, 3), 200, dtype=np.uint8)
+
+    def paste(height: int, y: int, x: int) -> None:
+        scale = height / (bottom - top)
+        patch = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas[y:y + patch.shape[0], x:x + patch.shape[1]] = patch
+
+    paste(600, 1200, 400)
+    paste(44, 300, 3300)
+    found = engine.find_faces(np.ascontiguousarray(canvas)).faces
+    assert len(found) == 2, [f.box for f in found]
+    small = min(found, key=lambda f: f.height_px)
+    assert small.box[3] > 3200 and small.box[0] > 250
