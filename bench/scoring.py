@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench.synth import Truth, TruthFace, band_names
-from workers.engine.types import Box, ScreenedFace
+from workers.engine.types import Box, ScreenedFace, box_iou
 
 IOU_MIN = 0.3
 
@@ -47,18 +47,6 @@ def from_screened(faces: Iterable[ScreenedFace]) -> list[Found]:
     ]
 
 
-def iou(a: Box, b: Box) -> float:
-    at, ar, ab, al = a
-    bt, br, bb, bl = b
-    iw = min(ar, br) - max(al, bl)
-    ih = min(ab, bb) - max(at, bt)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (ar - al) * (ab - at) + (br - bl) * (bb - bt) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _contains_centre(outer: Box, inner: Box) -> bool:
     top, right, bottom, left = outer
     cy, cx = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
@@ -66,7 +54,7 @@ def _contains_centre(outer: Box, inner: Box) -> bool:
 
 
 def _affinity(t: Box, d: Box) -> float:
-    overlap = iou(t, d)
+    overlap = box_iou(t, d)
     if overlap >= IOU_MIN:
         return overlap
     if _contains_centre(t, d) and _contains_centre(d, t):

@@ -29,7 +29,7 @@ from services.decide.service import ConsentFacts, face_allowed
 from services.register.consent import biometric_is_current, consent_in_force
 from workers.engine.imaging import decode_image, encode_clean_jpeg
 from workers.engine.match import Gallery
-from workers.engine.types import Box, GalleryEntry, RGBImage, ScreenedFace
+from workers.engine.types import Box, GalleryEntry, RGBImage, ScreenedFace, box_iou
 
 # Growth of the detected box, as fractions of the face's own width and height:
 # each side for ears, above for hair and forehead, below for chin.
@@ -149,7 +149,7 @@ def _problems(
             pid = uuid.UUID(face.pupil_id)
             if biometric.get(pid, False) and consent_in_force(latest.get((pid, channel)), today):
                 continue
-        if any(iou(face.box, c) >= SAME_FACE_IOU for c in cleared_visible):
+        if any(box_iou(face.box, c) >= SAME_FACE_IOU for c in cleared_visible):
             continue
         top, right, bottom, left = face.box
         what = {
@@ -173,15 +173,3 @@ def covered(inner: Box, outer: Box) -> float:
     if w <= 0 or h <= 0 or area <= 0:
         return 0.0
     return float(w * h / area)
-
-
-def iou(a: Box, b: Box) -> float:
-    at, ar, ab, al = a
-    bt, br, bb, bl = b
-    w = min(ar, br) - max(al, bl)
-    h = min(ab, bb) - max(at, bt)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (ar - al) * (ab - at) + (br - bl) * (bb - bt) - inter
-    return float(inter / union) if union > 0 else 0.0

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from workers.engine.types import Box, ScreenedFace
+from workers.engine.types import Box, ScreenedFace, box_iou
 
 # Link a face to a track whose last face is at most this many sampled frames back
 # (a face missed once, e.g. turned away, does not end its track).
@@ -33,18 +33,6 @@ MAX_GAP = 2
 MIN_IOU = 0.3
 CENTRE_DISTANCE = 1.0
 SIZE_RATIO = 1.5
-
-
-def _iou(a: Box, b: Box) -> float:
-    top, right, bottom, left = a
-    top2, right2, bottom2, left2 = b
-    iw = min(right, right2) - max(left, left2)
-    ih = min(bottom, bottom2) - max(top, top2)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (right - left) * (bottom - top) + (right2 - left2) * (bottom2 - top2) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _close(a: Box, b: Box) -> bool:
@@ -74,7 +62,7 @@ def link(faces: list[ScreenedFace], sampled: list[int]) -> list[int]:
         for i in by_frame[frame]:
             for t in candidates:
                 box = last[t][1]
-                iou = _iou(faces[i].box, box)
+                iou = box_iou(faces[i].box, box)
                 if iou >= MIN_IOU or _close(faces[i].box, box):
                     # Prefer overlap, then the most recent track.
                     pairs.append((iou, last[t][0], i, t))

@@ -54,3 +54,16 @@ class EnrolmentRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (top, right, bottom, left) boxes, in [0, 1]."""
+    at, ar, ab, al = a
+    bt, br, bb, bl = b
+    w = min(ar, br) - max(al, bl)
+    h = min(ab, bb) - max(at, bt)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (ar - al) * (ab - at) + (br - bl) * (bb - bt) - inter
+    return float(inter / union) if union > 0 else 0.0
