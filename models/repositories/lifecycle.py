@@ -216,21 +216,3 @@ class RetentionRepository:
         self.session.execute(delete(ReviewDecision).where(ReviewDecision.media_id == media.id))
         self.session.flush()
         self.session.expire(media, ["faces"])
-
-
-class SubjectAccessRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def media_of_pupil(self, org_id: uuid.UUID, pupil_id: uuid.UUID) -> list[Media]:
-        return list(
-            self.session.scalars(
-                select(Media)
-                .options(selectinload(Media.faces))
-                .where(
-                    Media.org_id == org_id,
-                    Media.id.in_(select(Face.media_id).where(Face.pupil_id == pupil_id)),
-                )
-                .order_by(Media.created_at)
-            )
-        )

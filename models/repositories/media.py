@@ -86,6 +86,7 @@ class MediaRepository:
                     Media.org_id == org_id,
                     Media.id.in_(select(Face.media_id).where(Face.pupil_id == pupil_id)),
                 )
+                .order_by(Media.created_at)
             )
         )
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from models.orm import Media, Publication, Pupil, Role
-from models.repositories.lifecycle import SubjectAccessRepository, TakedownRepository
+from models.repositories.lifecycle import TakedownRepository
+from models.repositories.media import MediaRepository
 from services.audit import record as audit
 from services.auth import Principal
 from services.register.service import get_pupil
@@ -32,7 +33,7 @@ def media_of_pupil(
 ) -> tuple[Pupil, list[PupilMedium]]:
     principal.require(Role.SLT, Role.ADMIN)
     pupil = get_pupil(session, principal, pupil_id)
-    media = SubjectAccessRepository(session).media_of_pupil(principal.org_id, pupil.id)
+    media = MediaRepository(session).media_matching_pupil(principal.org_id, pupil.id)
     publications = TakedownRepository(session).publications_of([m.id for m in media])
     by_media: dict[uuid.UUID, list[Publication]] = {}
     for p in publications:
