@@ -532,6 +532,50 @@ def synthetic_section(run: SynthRun, args: argparse.Namespace) -> list[str]:
 # ------------------------------------------------------------------ the runs
 
 
+@dataclass
+class Rounds:
+    """Seconds per round for each pipeline, and the last round's outputs."""
+
+    decisions: dict[str, list[ScreenedFace]]
+    single: list[float]
+    pooled: list[float]
+    cli: list[float]
+    fixed: list[float]
+    stdout: str
+
+
+def timed_rounds(
+    rounds: int,
+    engine: FaceEngine,
+    gallery: Gallery,
+    pool: Any,
+    tag: str,
+    files: list[Path],
+    known_dir: Path,
+    blanks: Path,
+    folder: Path,
+) -> Rounds:
+    """Rounds interleave the pipelines, so background load hits them alike; callers
+    compare the best round of each."""
+    out = Rounds({}, [], [], [], [], "")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for path in files:
+            out.decisions[path.name] = screen_file(engine, gallery, path)
+        out.single.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        pool.map(_screen_in_worker, [(tag, p) for p in files], chunksize=1)
+        out.pooled.append(time.perf_counter() - start)
+        out.fixed.append(
+            run_cli(["face_recognition", "--cpus", "2", str(known_dir), str(blanks)])[0]
+        )
+        seconds, out.stdout = run_cli(
+            ["face_recognition", "--cpus", "2", str(known_dir), str(folder)]
+        )
+        out.cli.append(seconds)
+    return out
+
+
 def run_synthetic(
     args: argparse.Namespace,
     engine: FaceEngine,
@@ -544,23 +588,10 @@ def run_synthetic(
 ) -> SynthRun:
     folder = files[0].parent
     truths = {p.name: synth.load_truth(p) for p in files}
-    decisions: dict[str, list[ScreenedFace]] = {}
-    single: list[float] = []
-    pooled: list[float] = []
-    cli: list[float] = []
-    fixed: list[float] = []
-    stdout = ""
-    for _ in range(args.synth_rounds):
-        start = time.perf_counter()
-        for path in files:
-            decisions[path.name] = screen_file(engine, gallery, path)
-        single.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        pool.map(_screen_in_worker, [("synth", p) for p in files], chunksize=1)
-        pooled.append(time.perf_counter() - start)
-        fixed.append(run_cli(["face_recognition", "--cpus", "2", str(known_dir), str(blanks)])[0])
-        seconds, stdout = run_cli(["face_recognition", "--cpus", "2", str(known_dir), str(folder)])
-        cli.append(seconds)
+    timed = timed_rounds(args.synth_rounds, engine, gallery, pool, "synth", files, known_dir,
+                         blanks, folder)
+    decisions, single, pooled = timed.decisions, timed.single, timed.pooled
+    cli, fixed, stdout = timed.cli, timed.fixed, timed.stdout
     det_seconds, det_stdout = run_cli(["face_detection", "--cpus", "2", str(folder)])
     cli_names = parse_cli(stdout)
     det_boxes = parse_detection_cli(det_stdout)
@@ -625,27 +656,10 @@ def run_events(
     events_dir: Path,
 ) -> list[str]:
     cfg = EngineConfig()
-    decisions: dict[str, list[ScreenedFace]] = {}
-    single: list[float] = []
-    pooled: list[float] = []
-    cli: list[float] = []
-    fixed: list[float] = []
-    stdout = ""
-    # Rounds interleave the pipelines, so background load hits them alike; the best
-    # round of each is compared.
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        for path in files:
-            decisions[path.name] = screen_file(engine, gallery, path)
-        single.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        pool.map(_screen_in_worker, [("events", p) for p in files], chunksize=1)
-        pooled.append(time.perf_counter() - start)
-        fixed.append(run_cli(["face_recognition", "--cpus", "2", str(known_dir), str(blanks)])[0])
-        seconds, stdout = run_cli(
-            ["face_recognition", "--cpus", "2", str(known_dir), str(events_dir)]
-        )
-        cli.append(seconds)
+    timed = timed_rounds(args.rounds, engine, gallery, pool, "events", files, known_dir,
+                         blanks, events_dir)
+    decisions, single, pooled = timed.decisions, timed.single, timed.pooled
+    cli, fixed, stdout = timed.cli, timed.fixed, timed.stdout
     cli_names = parse_cli(stdout)
     n = len(files)
     ours, pool_t = Timing(min(single), n), Timing(min(pooled), n)
