@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -138,6 +139,17 @@ class Organisation(Base):
     # Bumped on every change to templates or biometric consent, so worker
     # processes know their cached gallery is stale.
     gallery_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped whenever templates are added or a pupil becomes matchable again (enrolment,
+    # re-enrolment, biometric re-grant, return): every medium with faces screened at a
+    # lower value is stale, because one of its faces may now match someone else.
+    match_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped in the same transaction as every change that can end a decision (consent,
+    # biometrics, pupils, screening results, review decisions, reject, purge, holds).
+    # Taking the row lock to bump it is the organisation's gate lock (services.core.uow).
+    consent_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Last takedown-feed cursor handed out; advanced only under the gate lock, so cursors
+    # appear in commit order within the organisation.
+    takedown_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -258,6 +270,17 @@ class Media(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     screened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The organisation's match_epoch / gallery_version the last screening ran against.
+    screened_match_epoch: Mapped[int | None] = mapped_column(Integer)
+    screened_gallery_version: Mapped[int | None] = mapped_column(Integer)
+    # Set when a pupil matched (or a candidate) in it was erased or left: its faces must
+    # be looked at again against the register as it is now.
+    needs_rescreen: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Videos: frames the decoder yielded at screening; the public copier must yield as many.
+    frames_screened: Mapped[int | None] = mapped_column(Integer)
+    # Codes with data found at screening that block until SLT decide, e.g.
+    # {"code": "video_truncated", "frames": 141, "claimed": 275}.
+    screen_flags: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     faces: Mapped[list[Face]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="Face.frame, Face.left"
@@ -281,6 +304,11 @@ class Face(Base):
     pupil_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pupils.id"), index=True)
     distance: Mapped[float | None] = mapped_column(Float)
     match_status: Mapped[str] = mapped_column(String(16))
+    # Pupils this face is close to without being clearly one of them:
+    # [{"pupil_id": str, "distance": float}], ids and distances only, never encodings.
+    candidates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Videos: faces of one person across frames share a track number.
+    track: Mapped[int | None] = mapped_column(Integer)
 
     media: Mapped[Media] = relationship(back_populates="faces")
 
@@ -303,6 +331,13 @@ class Approval(Base):
 
 class Publication(Base):
     __tablename__ = "publications"
+    __table_args__ = (
+        # At most one live copy per (medium, channel): a retried POST cannot make two.
+        Index("uq_publications_live", "media_id", "channel", unique=True,
+              postgresql_where=text("withdrawn_at IS NULL"),
+              sqlite_where=text("withdrawn_at IS NULL")),
+        UniqueConstraint("media_id", "idempotency_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id"), index=True)
@@ -315,6 +350,10 @@ class Publication(Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
     # Redacted copies: ids (str) of the faces blurred in it; None for an unredacted copy.
     blurred_faces: Mapped[list[str] | None] = mapped_column(JSON)
+    # Client's Idempotency-Key header for the POST that made it.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Takedown-feed cursor, set when it is taken down (organisation's takedown_seq).
+    takedown_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuditHead(Base):
@@ -495,3 +534,28 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class OutboxItem(Base):
+    """Work outside the database that a change needs done: written in the same transaction
+    as the change, carried out after commit, and retried until it succeeds. A consent
+    change therefore never rolls back because storage is down."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(SerialId, primary_key=True, autoincrement=True)
+    org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    # "delete_object" {"key"} | "delete_prefix" {"prefix"}
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

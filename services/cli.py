@@ -23,13 +23,13 @@ from models.orm import Role
 def _settings_reset(data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["CONSENTGATE_DATA_DIR"] = str(data_dir.resolve())
-    from services import runtime
+    from services.core import runtime
 
     runtime.reset()
 
 
 def _prepare_embedded() -> None:
-    from services.config import get_settings
+    from services.core.config import get_settings
 
     settings = get_settings()
     if settings.database_url is None or settings.storage_backend == "filesystem":
@@ -50,7 +50,7 @@ def main(data_dir: Path | None) -> None:
 def migrate() -> None:
     """Create or upgrade the database schema."""
     from models.migrate import upgrade
-    from services.config import get_settings
+    from services.core.config import get_settings
 
     upgrade(get_settings().resolved_database_url)
     click.echo("database is up to date")
@@ -68,8 +68,8 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
     import uvicorn
 
     from models.migrate import upgrade
-    from services import runtime
-    from services.config import get_settings
+    from services.core import runtime
+    from services.core.config import get_settings
 
     if "CONSENTGATE_PUBLIC_BASE_URL" not in os.environ:
         os.environ["CONSENTGATE_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
@@ -128,10 +128,10 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
         # process than cores per process only contend (docs/calibration.md, Speed).
         os.environ["CONSENTGATE_DETECTOR_THREADS"] = str(
             max(1, (os.cpu_count() or 1) // concurrency))
-        from services import runtime
+        from services.core import runtime
 
         runtime.reset()
-    from services.config import get_settings
+    from services.core.config import get_settings
     from workers.celery_app import app
 
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
@@ -145,7 +145,7 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
 @click.option("--loglevel", default="info", show_default=True)
 def beat(loglevel: str) -> None:
     """Run the periodic scheduler (sweeps for stuck screening)."""
-    from services.config import get_settings
+    from services.core.config import get_settings
     from workers.celery_app import app
 
     schedule = get_settings().data_dir.resolve() / "beat-schedule"
@@ -166,9 +166,9 @@ def org_create(slug: str, name: str, policy_file: Path | None) -> None:
     """Create an organisation with its policy."""
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
-    from services import runtime
-    from services.audit import SystemActor, record
-    from services.policy import DEFAULT_POLICY, load_policy_file
+    from services.core import runtime
+    from services.core.audit import SystemActor, record
+    from services.core.policy import DEFAULT_POLICY, load_policy_file
 
     policy = load_policy_file(policy_file) if policy_file else DEFAULT_POLICY
     with transaction(runtime.sessions()) as session:
@@ -185,7 +185,7 @@ def org_create(slug: str, name: str, policy_file: Path | None) -> None:
 def org_list() -> None:
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
-    from services import runtime
+    from services.core import runtime
 
     with transaction(runtime.sessions()) as session:
         for o in OrganisationRepository(session).list_all():
@@ -200,10 +200,10 @@ def org_webhook(slug: str, url: str | None, remove: bool) -> None:
     """Set the takedown webhook; print a new signing secret once, alone on the last line."""
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
-    from services import runtime
-    from services.config import get_settings
-    from services.errors import InvalidInput
-    from services.lifecycle import webhooks
+    from services.core import runtime
+    from services.core.config import get_settings
+    from services.core.errors import InvalidInput
+    from services.takedown import webhooks
 
     if remove == (url is not None):
         raise click.UsageError("give exactly one of --url or --remove")
@@ -238,9 +238,9 @@ def token_create(org_slug: str, role: str, name: str) -> None:
     """Print a new bearer token once, alone on the last line."""
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
-    from services import runtime
-    from services.audit import SystemActor, record
-    from services.auth import issue_token
+    from services.core import runtime
+    from services.core.audit import SystemActor, record
+    from services.core.auth import issue_token
 
     with transaction(runtime.sessions()) as session:
         found = OrganisationRepository(session).get_by_slug(org_slug)
@@ -262,8 +262,8 @@ def audit() -> None:
 def audit_verify() -> None:
     """Recompute the hash chain; name the first broken link."""
     from models.db import transaction
-    from services import runtime
-    from services.audit import verify_chain
+    from services.core import runtime
+    from services.core.audit import verify_chain
 
     with transaction(runtime.sessions()) as session:
         report = verify_chain(session)
@@ -283,7 +283,7 @@ def purge(dry_run: bool) -> None:
     Media on legal hold are listed and kept."""
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
-    from services import runtime
+    from services.core import runtime
     from services.lifecycle import retention
 
     with transaction(runtime.sessions()) as session:

@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from services.errors import ObjectNotFound
+from services.core.errors import ObjectNotFound
 
 TMP_PREFIX = ".cg-tmp-"
 # Read/write granularity when streaming, in bytes.

@@ -34,7 +34,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.versioningconfig import VersioningConfig
 from urllib3.util import Retry, Timeout
 
-from services.errors import ObjectNotFound, StorageUnavailable
+from services.core.errors import ObjectNotFound, StorageUnavailable
 from storage.filesystem import (
     CHUNK_SIZE,
     atomic_writer,
@@ -44,7 +44,7 @@ from storage.filesystem import (
 )
 
 if TYPE_CHECKING:
-    from services.config import Settings
+    from services.core.config import Settings
 
 # Part size for streams of unknown length, in bytes. minio-py buffers up to
 # num_parallel_uploads (3) parts in memory at a time.

@@ -15,8 +15,8 @@ from PIL import Image
 from models.clock import utcnow
 from models.orm import Media, MediaStatus
 from models.repositories.organisations import OrganisationRepository, TokenRepository
-from services import runtime
-from services.auth import hash_token
+from services.core import runtime
+from services.core.auth import hash_token
 from tests.support import create_org, token, wait_screened
 from workers.screen.tasks import screen_media, sweep_stuck_media
 
@@ -124,6 +124,6 @@ def test_primary_school_needs_slt_approval_before_publishing(
 
     with runtime.sessions()() as session:
         details = session.execute(
-            text("SELECT details FROM audit_events WHERE action = 'media.approved'")
+            text("SELECT details FROM audit_events WHERE action = 'review.approved'")
         ).scalar_one()
     assert "Stage set only" in details["justification"]

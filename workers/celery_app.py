@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from services.config import get_settings
+from services.core.config import get_settings
 
 
 def _transport_options(url: str) -> dict[str, object]:
@@ -44,8 +44,8 @@ def make_app() -> Celery:
                 "task": "consentgate.sweep_stuck_media",
                 "schedule": settings.sweep_interval_s,
             },
-            # Consent expires at the end of its expires_on day; a quarter of an hour
-            # is the longest an expired consent's photo stays up.
+            # The public URL re-decides on every request, so an expired consent's copy
+            # is never served; this sweep takes such copies down and tells the pipeline.
             "recheck-publications": {
                 "task": "consentgate.recheck_publications",
                 "schedule": 15 * 60,
@@ -53,6 +53,10 @@ def make_app() -> Celery:
             "purge-expired-media": {
                 "task": "consentgate.purge_expired_media",
                 "schedule": 60 * 60,
+            },
+            "run-outbox": {
+                "task": "consentgate.run_outbox",
+                "schedule": 60,
             },
             "redrive-webhooks": {
                 "task": "consentgate.redrive_webhooks",

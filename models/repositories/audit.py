@@ -14,6 +14,8 @@ from models.clock import utcnow
 from models.orm import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+# session.info key: this transaction has appended to the audit chain (holds its head).
+AUDITED = "consentgate.audited"
 
 
 def canonical_time(at: datetime) -> str:
@@ -63,6 +65,8 @@ class AuditRepository:
     ) -> AuditEvent:
         # Updating the head row first takes its write lock, so concurrent
         # appends queue up behind each other and each sees the true last hash.
+        # Lock order: the organisation's gate lock is always taken before this one.
+        self.session.info[AUDITED] = True
         prev = self.session.scalar(
             update(AuditHead)
             .where(AuditHead.id == 1)

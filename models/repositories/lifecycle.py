@@ -105,6 +105,15 @@ class TakedownRepository:
             query = query.where(Publication.withdrawn_at >= since)
         return list(self.session.scalars(query))
 
+    def after_cursor(self, org_id: uuid.UUID, after: int, limit: int) -> list[Publication]:
+        return list(self.session.scalars(
+            select(Publication)
+            .join(Media, Media.id == Publication.media_id)
+            .where(Media.org_id == org_id, Publication.takedown_seq > after)
+            .order_by(Publication.takedown_seq)
+            .limit(limit)
+        ))
+
     def live_media_ids(self, org_id: uuid.UUID) -> list[uuid.UUID]:
         return list(
             self.session.scalars(
@@ -131,9 +140,12 @@ class TakedownRepository:
     def media_with_faces(self, media_ids: Sequence[uuid.UUID]) -> list[Media]:
         if not media_ids:
             return []
+        # Re-read, not taken from the identity map: the caller may just have waited for
+        # the gate lock while another transaction changed these rows.
         return list(
             self.session.scalars(
                 select(Media).options(selectinload(Media.faces)).where(Media.id.in_(media_ids))
+                .execution_options(populate_existing=True)
             )
         )
 

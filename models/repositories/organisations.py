@@ -35,6 +35,49 @@ class OrganisationRepository:
             .values(gallery_version=Organisation.gallery_version + 1)
         )
 
+    def bump_match_epoch(self, org_id: uuid.UUID) -> None:
+        self.session.execute(
+            update(Organisation)
+            .where(Organisation.id == org_id)
+            .values(match_epoch=Organisation.match_epoch + 1,
+                    gallery_version=Organisation.gallery_version + 1)
+        )
+
+    def bump_consent_epoch(self, org_id: uuid.UUID) -> int:
+        """The exclusive gate lock: an UPDATE holds the organisation's row lock until commit
+        (PostgreSQL); on SQLite the write unit already holds the database lock."""
+        epoch = self.session.scalar(
+            update(Organisation)
+            .where(Organisation.id == org_id)
+            .values(consent_epoch=Organisation.consent_epoch + 1)
+            .returning(Organisation.consent_epoch)
+        )
+        return int(epoch or 0)
+
+    def lock_shared(self, org_id: uuid.UUID) -> None:
+        """The shared gate lock (a publish deciding): changes wait for it, other publishes
+        do not."""
+        self.session.execute(
+            select(Organisation.id).where(Organisation.id == org_id).with_for_update(read=True)
+        )
+
+    def epochs(self, org_id: uuid.UUID) -> tuple[int, int]:
+        """(consent_epoch, match_epoch), read fresh."""
+        row = self.session.execute(
+            select(Organisation.consent_epoch, Organisation.match_epoch)
+            .where(Organisation.id == org_id)
+        ).one_or_none()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def next_takedown_seq(self, org_id: uuid.UUID) -> int:
+        seq = self.session.scalar(
+            update(Organisation)
+            .where(Organisation.id == org_id)
+            .values(takedown_seq=Organisation.takedown_seq + 1)
+            .returning(Organisation.takedown_seq)
+        )
+        return int(seq or 0)
+
     def gallery_version(self, org_id: uuid.UUID) -> int:
         version = self.session.scalar(
             select(Organisation.gallery_version).where(Organisation.id == org_id)

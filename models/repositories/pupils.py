@@ -65,6 +65,29 @@ class PupilRepository:
             )
         )
 
+    def biometric_histories(
+        self, pupil_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, list[BiometricConsent]]:
+        """Each pupil's biometric history in insertion order; pupils with none map to []."""
+        ids = set(pupil_ids)
+        out: dict[uuid.UUID, list[BiometricConsent]] = {p: [] for p in ids}
+        if not ids:
+            return out
+        for record in self.session.scalars(
+            select(BiometricConsent).where(BiometricConsent.pupil_id.in_(ids))
+            .order_by(BiometricConsent.id)
+        ):
+            out[record.pupil_id].append(record)
+        return out
+
+    def active_flags(self, pupil_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, bool]:
+        """Read fresh (not from the identity map): a leaver may have committed just now."""
+        ids = set(pupil_ids)
+        if not ids:
+            return {}
+        rows = self.session.execute(select(Pupil.id, Pupil.active).where(Pupil.id.in_(ids)))
+        return {r[0]: bool(r[1]) for r in rows}
+
     # --- publication consent (append-only) --------------------------------
     def add_consent(self, record: PublicationConsent) -> None:
         self.session.add(record)

@@ -9,11 +9,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from services import runtime
+from services.core import runtime
 from services.api import errors
 from services.api.errors import error_body
 from services.api.routes import lifecycle, media, public, pupils, review
-from services.config import get_settings
+from services.core.config import get_settings
 from services.web import install as install_web_pages
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.config import ConfigurationError
-from services.errors import (
+from services.core.config import ConfigurationError
+from services.gate.reasons import Reason
+from services.words import reason_texts
+from workers.engine.errors import MediaRejected
+from services.core.errors import (
     Conflict,
     ConsentGateError,
     Forbidden,
@@ -40,6 +43,10 @@ STATUS: list[tuple[type[ConsentGateError], int]] = [
 ]
 
 
+# The face engine's own refusals of a file (it imports nothing from services/).
+MEDIA_STATUS = {"too_large": 413, "unsupported_media_type": 415, "undecodable": 422}
+
+
 def status_for(exc: ConsentGateError) -> int:
     for cls, status in STATUS:
         if isinstance(exc, cls):
@@ -55,9 +62,25 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConsentGateError)
     async def _domain(_: Request, exc: ConsentGateError) -> JSONResponse:
         status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status,
-                            headers=headers)
+        headers: dict[str, str] = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if status == 503:
+            headers["Retry-After"] = "30"
+        details = dict(exc.details)
+        code = str(details.pop("error_code", exc.code))
+        reasons = details.get("reasons")
+        if isinstance(reasons, list) and all(isinstance(r, Reason) for r in reasons):
+            details["reasons"] = reason_texts(reasons)
+            details["reason_codes"] = [r.as_json() for r in reasons]
+        return JSONResponse(error_body(code, exc.message, **details), status_code=status,
+                            headers=headers or None)
+
+    @app.exception_handler(MediaRejected)
+    async def _media(_: Request, exc: MediaRejected) -> JSONResponse:
+        status = MEDIA_STATUS.get(exc.code, 422)
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details),
+                            status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,8 @@ class TakedownOut(BaseModel):
     published_at: datetime
     taken_down_at: datetime
     reason: str | None
+    # Pass the last one you saw as `after=` to get every later takedown.
+    cursor: int
 
 
 class WebhookAttemptOut(BaseModel):

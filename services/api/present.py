@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from models.clock import utcnow
+from services.core.clock import local_today
 from models.orm import Media, Publication
 from models.repositories.media import PublicationRepository
 from services.api import schemas
-from services.config import Settings
-from services.decide.service import (
+from services.core.config import Settings
+from services.gate.decide import (
     ChannelDecision,
     ConsentFacts,
     decide_media,
     face_status,
     load_facts,
 )
-from services.policy import policy_of
-from services.publish.service import public_url
+from services.core.policy import policy_of
+from services.takedown.service import public_url
+from services.words import reason_texts
+
+
+def decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
+    return schemas.ChannelDecisionOut(
+        allowed=d.allowed, reasons=reason_texts(d.reasons),
+        reason_codes=[schemas.ReasonOut(**r.as_json()) for r in d.reasons])
 
 
 def publication(settings: Settings, p: Publication) -> schemas.PublicationOut:
@@ -41,7 +48,7 @@ def media(
     facts = facts if facts is not None else load_facts(session, [m])
     decisions = decisions if decisions is not None else decide_media(session, m, facts=facts)
     policy = policy_of(dict(policy_doc))
-    today = utcnow().date()
+    today = local_today(policy)
     pubs = PublicationRepository(session).active_for_media([m.id])
     return schemas.MediaOut(
         id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
@@ -55,8 +62,7 @@ def media(
             for f in m.faces
         ],
         channels={
-            c: schemas.ChannelDecisionOut(allowed=d.allowed, reasons=d.reasons)
-            for c, d in decisions.items()
+            c: decision(d) for c, d in decisions.items()
         },
         retention_until=m.retention_until,
         publications=[publication(settings, p) for p in pubs],

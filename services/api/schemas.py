@@ -93,9 +93,19 @@ class FaceOut(BaseModel):
     status: str
 
 
+class ReasonOut(BaseModel):
+    """Why the gate blocks, for programs: a stable code and its data (pupil_id, channel,
+    count ...). `reasons` beside it carries the same in words."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+
+
 class ChannelDecisionOut(BaseModel):
     allowed: bool
     reasons: list[str]
+    reason_codes: list[ReasonOut] = Field(default_factory=list)
 
 
 class PublicationOut(BaseModel):

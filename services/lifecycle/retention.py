@@ -25,13 +25,15 @@ from models.clock import utcnow
 from models.db import transaction
 from models.orm import LegalHold, Media, MediaStatus, MediaTombstone, Role
 from models.repositories.lifecycle import RetentionRepository
-from models.repositories.media import PublicationRepository
-from services.audit import SystemActor
-from services.audit import record as audit
-from services.auth import Principal
-from services.errors import Conflict, NotFound
-from services.lifecycle.tombstones import refuse_if_purged
-from services.publish.service import get_media, take_down
+from models.repositories.media import MediaRepository
+from services.core.audit import SystemActor
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.config import Settings, get_settings
+from services.core.errors import Conflict, NotFound
+from services.core.uow import lock_for_change
+from services.gate.media import get_media, refuse_if_purged
+from services.takedown import service as takedown
 from storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,16 @@ def candidates(session: Session, today: date | None = None) -> PurgeCandidates:
 
 
 def purge_medium(
-    session: Session, store: ObjectStore, media_id: uuid.UUID, *, today: date | None = None
+    session: Session, store: ObjectStore, settings: Settings, media_id: uuid.UUID, *,
+    today: date | None = None,
 ) -> MediaTombstone | None:
     """Purge one medium if it is still due today; None if it is not (held, kept, gone)."""
     today = today or utcnow().date()
     repo = RetentionRepository(session)
+    org_id = MediaRepository(session).org_of(media_id)
+    if org_id is None:
+        return None
+    lock_for_change(session, org_id)
     media = repo.lock_media(media_id)
     if (media is None or media.status == MediaStatus.PURGED
             or media.retention_until >= today or repo.active_hold(media.id) is not None):
@@ -73,9 +80,7 @@ def purge_medium(
     who = SystemActor("retention", media.org_id)
     reason = f"retention period ended on {media.retention_until.isoformat()}"
 
-    live = PublicationRepository(session).active_for_media([media.id])
-    for publication in live:
-        take_down(session, store, who, publication, reason=f"retention purge: {reason}")
+    taken = takedown.take_down_all(session, settings, who, media, f"retention purge: {reason}")
 
     versions = 0
     for key in [media.original_key, *repo.publication_keys(media.id)]:
@@ -110,7 +115,7 @@ def purge_medium(
     session.flush()
     audit(session, who, "media.purged", f"media:{media.id}",
           {"sha256": media.sha256, "reason": reason, "object_versions_deleted": versions,
-           "publications_taken_down": len(live)})
+           "publications_taken_down": taken})
     return tombstone
 
 
@@ -136,7 +141,7 @@ def purge_each(
     for media_id in media_ids:
         try:
             with transaction(sessions) as session:
-                tombstone = purge_medium(session, store, media_id, today=today)
+                tombstone = purge_medium(session, store, get_settings(), media_id, today=today)
             if tombstone is None:
                 run.skipped += 1
             else:
@@ -167,9 +172,10 @@ def set_hold(session: Session, principal: Principal, media_id: uuid.UUID,
     principal.require(Role.SLT, Role.ADMIN)
     media = get_media(session, principal, media_id)
     repo = RetentionRepository(session)
-    # Same row lock as purge_medium: a purge running now finishes first (and the hold
+    # Same locks as purge_medium: a purge running now finishes first (and the hold
     # then meets a purged medium) or sees this hold.
-    repo.lock_media(media.id)
+    lock_for_change(session, media.org_id)
+    media = repo.lock_media(media.id) or media
     refuse_if_purged(session, media)
     if repo.active_hold(media.id) is not None:
         raise Conflict("this medium is already on legal hold; release it first to change it")
@@ -186,6 +192,7 @@ def release_hold(session: Session, principal: Principal, media_id: uuid.UUID,
                  reason: str | None) -> LegalHold:
     principal.require(Role.SLT, Role.ADMIN)
     media = get_media(session, principal, media_id)
+    lock_for_change(session, media.org_id)
     hold = RetentionRepository(session).active_hold(media.id)
     if hold is None:
         raise NotFound("this medium is not on legal hold")

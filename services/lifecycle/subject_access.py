@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from models.orm import Media, Publication, Pupil, Role
 from models.repositories.lifecycle import TakedownRepository
 from models.repositories.media import MediaRepository
-from services.audit import record as audit
-from services.auth import Principal
+from services.core.audit import record as audit
+from services.core.auth import Principal
 from services.register.service import get_pupil
 
 

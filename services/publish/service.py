@@ -1,12 +1,20 @@
-"""Publish a medium to a channel through the gate, unpublish it, and take down
-publications whose consent has ended.
+"""Publish a medium to a channel through the gate, and unpublish it.
 
-A public copy is never the original: images are re-encoded from pixels (EXIF
-orientation applied, every metadata block dropped) and videos re-encoded frame by
-frame (`clean.py`) into `published/`; a redacted copy has faces blurred first
-(`services/redact`). The public endpoint checks the publication row on every
-request, so a takedown is effective the moment it commits, before the object
-itself is deleted.
+Publishing runs in two transactions so that no lock is held while the copy is made:
+
+1. A read: the medium and the facts, and a first decision. A refusal here costs no
+   encoding. Then the public copy is made (re-encoded from pixels: images after EXIF
+   orientation with every metadata block dropped, videos frame by frame in `clean.py`;
+   a redacted copy has faces blurred and is screened again, `redact.py`) and stored
+   under `published/`, with no lock held.
+2. A write unit under the gate lock (shared, so changes wait for it and it for them,
+   services.core.uow) and the medium's row lock: the facts are read again and the
+   decision made again immediately before the publication row is inserted. If anything
+   changed that blocks it now, nothing is inserted and the stored copy is deleted.
+
+At most one live copy exists per (medium, channel) (a partial unique index); a repeat
+POST returns it, and an `Idempotency-Key` returns what the first request with that key
+made. Refusals are audited in their own transaction, since the refusing one rolls back.
 """
 
 from __future__ import annotations
@@ -14,34 +22,36 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.clock import utcnow
-from models.db import after_commit, on_rollback
-from models.orm import Channel, Media, MediaKind, Publication, Pupil, Role
+from models.db import transaction
+from models.orm import Channel, Face, Media, MediaKind, Publication, Role
 from models.repositories.media import MediaRepository, PublicationRepository
-from services.audit import SystemActor
-from services.audit import record as audit
-from services.auth import Principal
-from services.config import Settings, get_settings
-from services.decide.service import (
-    ChannelDecision,
-    ConsentFacts,
-    decide_media,
-    decide_publication,
-    load_facts,
-)
-from services.errors import Conflict, NotFound
-from services.lifecycle import webhooks
-from services.lifecycle.tombstones import refuse_if_purged
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.clock import local_today
+from services.core.config import Settings
+from services.core.errors import Conflict, NotFound
+from services.core.uow import lock_for_change, lock_for_publish
+from services.gate import reasons as rc
+from services.gate.decide import ConsentFacts, decide_media, load_facts, organisation_policy
+from services.gate.media import get_media, refuse_if_purged
+from services.gate.reasons import Reason
+from services.publish import redact as redaction
 from services.publish.clean import VIDEO_SUFFIX, VIDEO_TYPE, clean_video_copy
-from services.redact import service as redaction
+from services.takedown import service as takedown
 from storage.base import ObjectStore
 from workers.engine.imaging import decode_image, encode_clean_jpeg
 
 
 class Blocked(Conflict):
     code = "blocked"
+
+    def __init__(self, message: str, reasons: list[Reason]) -> None:
+        super().__init__(message, reasons=reasons)
+        self.reasons = reasons
 
 
 @dataclass(frozen=True)
@@ -50,23 +60,48 @@ class PublishResult:
     created: bool
 
 
-def public_url(settings: Settings, publication: Publication) -> str:
-    suffix = publication.public_key.rsplit(".", 1)[-1]
-    return f"{settings.public_base_url.rstrip('/')}/public/{publication.id}.{suffix}"
+@dataclass(frozen=True)
+class _Copy:
+    key: str
+    blurred: list[str] | None
 
 
-def get_media(session: Session, principal: Principal, media_id: uuid.UUID) -> Media:
-    media = MediaRepository(session).get(principal.org_id, media_id)
-    if media is None:
-        raise NotFound("no such media in your organisation", media_id=str(media_id))
-    if principal.role == Role.STAFF and media.uploaded_by != principal.token_id:
-        # Staff see only their own uploads; say "not found" rather than leak existence.
-        raise NotFound("no such media in your organisation", media_id=str(media_id))
-    refuse_if_purged(session, media)
-    return media
+def _first_look(session: Session, principal: Principal, media_id: uuid.UUID,
+                channel: str, redact: bool, idempotency_key: str | None
+                ) -> tuple[Media, ConsentFacts, list[Face] | None, Publication | None]:
+    media = get_media(session, principal, media_id)
+    repo = PublicationRepository(session)
+    if idempotency_key is not None:
+        earlier = repo.by_idempotency_key(media.id, idempotency_key)
+        if earlier is not None:
+            if earlier.channel != channel or (earlier.blurred_faces is not None) != redact:
+                raise Conflict("this Idempotency-Key was used for a different request",
+                               error_code="idempotency_key_reused")
+            return media, ConsentFacts(), None, earlier
+    existing = repo.active(media.id, channel)
+    if existing is not None:
+        return media, ConsentFacts(), None, existing
+    facts = load_facts(session, [media])
+    today = local_today(organisation_policy(session, media.org_id))
+    blur = redaction.faces_to_blur(media, facts, channel, today) if redact else None
+    _decide(session, media, facts, channel, blur)
+    return media, facts, blur, None
+
+
+def _decide(session: Session, media: Media, facts: ConsentFacts, channel: str,
+            blur: list[Face] | None) -> None:
+    today = local_today(organisation_policy(session, media.org_id))
+    decision = decide_media(session, media, facts=facts, channels=[channel], today=today,
+                            blurred=None if blur is None else {f.id for f in blur})[channel]
+    reasons = list(decision.reasons)
+    if decision.allowed and blur is not None and not _slt_approved(facts, media, channel):
+        reasons.append(Reason(rc.REDACTION_NEEDS_APPROVAL, {"channel": channel}))
+    if reasons:
+        raise Blocked(f"this medium may not be published to {channel}", reasons)
 
 
 def publish(
+    sessions: sessionmaker[Session],
     session: Session,
     store: ObjectStore,
     settings: Settings,
@@ -75,70 +110,105 @@ def publish(
     channel: Channel,
     *,
     redact: bool = False,
+    idempotency_key: str | None = None,
 ) -> PublishResult:
-    """`redact` publishes a copy with every face not allowed for the channel blurred
-    (images only); it needs SLT approval for the channel whatever the policy says."""
+    """`session` is the caller's read-only session (the request's); the publication row
+    is written in a write unit of its own. `redact` publishes a copy with every face not
+    allowed for the channel blurred (images only); it needs SLT approval for the channel
+    whatever the policy says."""
     principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
-    media = get_media(session, principal, media_id)
-    facts = load_facts(session, [media])
-    today = utcnow().date()
-    blur = redaction.faces_to_blur(media, facts, channel.value, today) if redact else None
-    decision = decide_media(
-        session, media, facts=facts, channels=[channel.value], today=today,
-        blurred=None if blur is None else {f.id for f in blur},
-    )[channel.value]
-    if decision.allowed and redact and not _slt_approved(facts, media, channel.value):
-        decision = ChannelDecision(False, [
-            f"a blurred copy needs SLT approval for {channel.value}, and it has not been given"
-        ])
-    if not decision.allowed:
-        audit(session, principal, "publication.refused", f"media:{media.id}",
-              {"channel": channel.value, "reasons": decision.reasons})
-        raise Blocked("this medium may not be published to " + channel.value,
-                      reasons=decision.reasons)
-    repo = PublicationRepository(session)
-    existing = repo.active(media.id, channel.value)
-    if existing is not None:
-        return PublishResult(existing, created=False)
+    try:
+        media, facts, blur, earlier = _first_look(session, principal, media_id, channel.value,
+                                                  redact, idempotency_key)
+    except Blocked as exc:
+        _audit_refusal(sessions, principal, media_id, channel.value, exc.reasons, redact)
+        raise
+    if earlier is not None:
+        return PublishResult(earlier, created=False)
+    org_id = media.org_id
+    copy = _make_copy(session, store, settings, media, facts, channel.value, blur)
+    session.rollback()  # end the read before the write unit begins (SQLite: one writer)
+    try:
+        return _commit(sessions, store, settings, principal, org_id, media_id, channel.value,
+                       copy, blur, idempotency_key)
+    except Blocked as exc:
+        store.delete(copy.key)
+        _audit_refusal(sessions, principal, media_id, channel.value, exc.reasons, redact)
+        raise
+    except BaseException:
+        store.delete(copy.key)
+        raise
 
+
+def _make_copy(session: Session, store: ObjectStore, settings: Settings, media: Media,
+               facts: ConsentFacts, channel: str, blur: list[Face] | None) -> _Copy:
     publication_id = uuid.uuid4()
-    blurred_faces: list[str] | None = None
+    blurred: list[str] | None = None
     if blur is not None:
-        copy = redaction.make_redacted_copy(session, settings, media,
+        today = local_today(organisation_policy(session, media.org_id))
+        made = redaction.make_redacted_copy(session, settings, media,
                                             store.get(media.original_key), facts,
-                                            channel.value, today, blur)
-        if copy.problems:
-            audit(session, principal, "publication.refused", f"media:{media.id}",
-                  {"channel": channel.value, "redacted": True, "reasons": copy.problems})
+                                            channel, today, blur)
+        if made.problems:
             raise Blocked("the blurred copy failed its check, so it was not published",
-                          reasons=copy.problems)
-        body, suffix, content_type = copy.jpeg, "jpg", "image/jpeg"
-        blurred_faces = [str(f.id) for f in copy.blurred]
+                          made.problems)
+        body, suffix, content_type = made.jpeg, "jpg", "image/jpeg"
+        blurred = [str(f.id) for f in made.blurred]
     elif media.kind == MediaKind.IMAGE:
         original = store.get(media.original_key)
         body = encode_clean_jpeg(decode_image(original, max_pixels=settings.max_image_pixels))
         suffix, content_type = "jpg", "image/jpeg"
     else:
-        body = clean_video_copy(store, media.original_key)
+        body = clean_video_copy(store, media.original_key, expected_frames=media.frames_screened)
         suffix, content_type = VIDEO_SUFFIX, VIDEO_TYPE
     key = f"published/{media.org_id}/{publication_id}.{suffix}"
     store.put(key, body, content_type=content_type)
-    on_rollback(session, lambda: store.delete(key))
-    publication = repo.add(
-        Publication(
-            id=publication_id,
-            media_id=media.id,
-            channel=channel.value,
-            public_key=key,
-            published_by=principal.actor,
-            published_at=utcnow(),
-            blurred_faces=blurred_faces,
+    return _Copy(key=key, blurred=blurred)
+
+
+def _commit(sessions: sessionmaker[Session], store: ObjectStore, settings: Settings,
+            principal: Principal, org_id: uuid.UUID, media_id: uuid.UUID, channel: str,
+            copy: _Copy, blur: list[Face] | None, idempotency_key: str | None
+            ) -> PublishResult:
+    with transaction(sessions) as session:
+        lock_for_publish(session, org_id)
+        media = MediaRepository(session).lock(org_id, media_id)
+        if media is None:
+            raise NotFound("no such media in your organisation", media_id=str(media_id))
+        refuse_if_purged(session, media)
+        repo = PublicationRepository(session)
+        existing = repo.active(media.id, channel)
+        if existing is not None:
+            # Another request published it while this one made its copy.
+            store.delete(copy.key)
+            return PublishResult(existing, created=False)
+        facts = load_facts(session, [media])
+        blur_now: list[Face] | None = None
+        if blur is not None:
+            today = local_today(organisation_policy(session, org_id))
+            blur_now = redaction.faces_to_blur(media, facts, channel, today)
+            if {f.id for f in blur_now} != {f.id for f in blur}:
+                raise Blocked("the register changed while the blurred copy was made",
+                              [Reason(rc.CHANGED_WHILE_PUBLISHING)])
+        _decide(session, media, facts, channel, blur_now)
+        publication = Publication(
+            id=uuid.UUID(copy.key.rsplit("/", 1)[-1].split(".", 1)[0]),
+            media_id=media.id, channel=channel, public_key=copy.key,
+            published_by=principal.actor, published_at=utcnow(),
+            blurred_faces=copy.blurred, idempotency_key=idempotency_key,
         )
-    )
-    audit(session, principal, "publication.created", f"media:{media.id}",
-          {"channel": channel.value, "publication": str(publication_id),
-           "faces_blurred": None if blurred_faces is None else len(blurred_faces)})
-    return PublishResult(publication, created=True)
+        try:
+            with session.begin_nested():
+                repo.add(publication)
+        except IntegrityError as exc:
+            # The unique index: a concurrent publish got there first (the row lock makes
+            # this rare on PostgreSQL; it cannot happen on SQLite's single writer).
+            raise Conflict("this medium was published to this channel at the same moment; "
+                           "try again to get the live copy") from exc
+        audit(session, principal, "publication.created", f"media:{media.id}",
+              {"channel": channel, "publication": str(publication.id),
+               "faces_blurred": None if copy.blurred is None else len(copy.blurred)})
+        return PublishResult(publication, created=True)
 
 
 def _slt_approved(facts: ConsentFacts, media: Media, channel: str) -> bool:
@@ -147,56 +217,31 @@ def _slt_approved(facts: ConsentFacts, media: Media, channel: str) -> bool:
     )
 
 
-def take_down(
-    session: Session,
-    store: ObjectStore,
-    who: Principal | SystemActor,
-    publication: Publication,
-    reason: str,
-) -> None:
-    publication.withdrawn_at = utcnow()
-    publication.withdrawn_reason = reason
-    session.flush()
-    key = publication.public_key
-    after_commit(session, lambda: store.delete(key))
-    audit(session, who, "publication.withdrawn", f"media:{publication.media_id}",
-          {"channel": publication.channel, "publication": str(publication.id), "reason": reason})
-    # The pipeline is told by a signed webhook (if configured) and by GET /api/v1/takedowns.
-    webhooks.announce_takedown(session, publication, url=public_url(get_settings(), publication))
+def _audit_refusal(sessions: sessionmaker[Session], principal: Principal,
+                   media_id: uuid.UUID, channel: str, reasons: list[Reason],
+                   redact: bool) -> None:
+    """A refusal is worth a line in the trail although the request's own work is undone."""
+    with transaction(sessions) as session:
+        audit(session, principal, "publication.refused", f"media:{media_id}",
+              {"channel": channel, "redacted": redact,
+               "reasons": [r.as_json() for r in reasons]})
 
 
 def unpublish(
     session: Session,
-    store: ObjectStore,
+    settings: Settings,
     principal: Principal,
     media_id: uuid.UUID,
     channel: Channel,
-) -> Publication:
+) -> list[Publication]:
+    """Take down every live copy of the medium on the channel."""
     principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
     media = get_media(session, principal, media_id)
-    publication = PublicationRepository(session).active(media.id, channel.value)
-    if publication is None:
-        raise NotFound(f"this medium is not published to {channel.value}")
-    take_down(session, store, principal, publication, reason=f"unpublished by {principal.actor}")
-    return publication
-
-
-def redecide_for_pupil(session: Session, store: ObjectStore, pupil: Pupil, *, reason: str) -> int:
-    """Re-decide every live publication of a medium this pupil was matched in; take down
-    each that the gate no longer allows. Returns how many went."""
-    media = MediaRepository(session).media_matching_pupil(pupil.org_id, pupil.id)
-    live = PublicationRepository(session).active_for_media([m.id for m in media])
+    lock_for_change(session, media.org_id)
+    live = PublicationRepository(session).active_all(media.id, channel.value)
     if not live:
-        return 0
-    facts = load_facts(session, media)
-    by_id = {m.id: m for m in media}
-    system = SystemActor("consent-change", pupil.org_id)
-    taken = 0
+        raise NotFound(f"this medium is not published to {channel.value}")
     for publication in live:
-        decision = decide_publication(session, by_id[publication.media_id], publication,
-                                      facts=facts)
-        if not decision.allowed:
-            take_down(session, store, system, publication, reason=f"{reason}: "
-                      + "; ".join(decision.reasons))
-            taken += 1
-    return taken
+        takedown.take_down(session, settings, principal, publication, media.org_id,
+                           reason=f"unpublished by {principal.actor}")
+    return live

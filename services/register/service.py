@@ -1,41 +1,45 @@
-"""Register operations. Services flush; the request or task wrapper commits."""
+"""Register operations: pupils, consent to publish, consent to face matching, enrolment.
+
+Every change that can end a decision takes the organisation's gate lock first
+(services.core.uow), then reports "consent changed" to the takedown service, which
+re-decides the pupil's live publications in the same transaction. Services flush; the
+request or task wrapper commits."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
-from models.db import on_rollback
 from models.orm import (
     BiometricConsent,
     BiometricStatus,
     Channel,
     ConsentStatus,
-    FaceTemplate,
     PublicationConsent,
     Pupil,
     ReferencePhoto,
 )
 from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
-from services.audit import record as audit
-from services.auth import Principal
-from services.config import Settings
-from services.errors import Conflict, InvalidInput, NotFound
-from services.publish import service as publish
-from services.register.consent import biometric_is_current, consent_in_force
+from services.biometrics import enrol
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.clock import local_today
+from services.core.config import Settings
+from services.core.errors import Conflict, NotFound
+from services.core.jobs import enqueue
+from services.core.policy import policy_of
+from services.core.uow import lock_for_change
+from services.gate.rules import biometric_is_current, consent_in_force
+from services.takedown import service as takedown
 from storage.base import ObjectStore
-from workers.engine.imaging import MediaKind, decode_image, sniff
-from workers.engine.types import EnrolmentRejected
 
-ENCODING_DTYPE = np.dtype("<f8")
+RESCREEN_TASK = "consentgate.rescreen_stale"
 
 
 def get_pupil(session: Session, principal: Principal, pupil_id: uuid.UUID) -> Pupil:
@@ -74,25 +78,46 @@ def create_pupil(
     return pupil
 
 
-def set_active(session: Session, store: ObjectStore, principal: Principal,
-               pupil: Pupil, active: bool) -> None:
-    """A pupil who leaves is inactive; their templates go at once (media follow retention)."""
+def _lock_pupil(session: Session, principal: Principal, pupil: Pupil) -> Pupil:
+    """Take the gate lock, then read the pupil again: it may have changed while we waited."""
+    lock_for_change(session, principal.org_id)
+    return get_pupil(session, principal, pupil.id)
+
+
+def set_active(session: Session, settings: Settings, principal: Principal,
+               pupil: Pupil, active: bool) -> int:
+    """A pupil who leaves is inactive: their templates go at once, their live publications
+    are decided again at once (a leaver is never shown), and media they were matched in
+    are looked at again. Returns how many publications were taken down."""
+    pupil = _lock_pupil(session, principal, pupil)
+    if pupil.active == active:
+        return 0
     pupil.active = active
-    if not active:
-        erase_biometrics(session, store, principal, pupil, reason="pupil left")
-    audit(session, principal, "pupil.active_changed", f"pupil:{pupil.id}", {"active": active})
     session.flush()
+    audit(session, principal, "pupil.active_changed", f"pupil:{pupil.id}", {"active": active})
+    if active:
+        # Back at school: the pupil's old matches were made before they left; they are
+        # matchable again only from fresh enrolment, and every medium is looked at again.
+        OrganisationRepository(session).bump_match_epoch(pupil.org_id)
+        _rescreen_after_commit(session, pupil.org_id)
+        return 0
+    enrol.erase(session, principal, pupil, reason="pupil left")
+    taken = takedown.redecide_for_pupil(session, settings, principal, pupil.org_id, pupil.id,
+                                        trigger="pupil left")
+    _rescreen_after_commit(session, pupil.org_id)
+    return taken
 
 
 @dataclass(frozen=True)
 class BiometricOutcome:
     current: bool
     templates_deleted: int
+    publications_taken_down: int
 
 
 def record_biometric(
     session: Session,
-    store: ObjectStore,
+    settings: Settings,
     principal: Principal,
     pupil: Pupil,
     *,
@@ -100,7 +125,9 @@ def record_biometric(
     by: str,
     evidence_ref: str,
 ) -> BiometricOutcome:
+    pupil = _lock_pupil(session, principal, pupil)
     repo = PupilRepository(session)
+    was_current = biometric_is_current(repo.biometric_history(pupil.id))
     repo.add_biometric(
         BiometricConsent(
             pupil_id=pupil.id,
@@ -116,40 +143,24 @@ def record_biometric(
         session, principal, "biometric_consent.recorded", f"pupil:{pupil.id}",
         {"status": status.value, "by": by, "evidence_ref": evidence_ref, "current": current},
     )
-    deleted = 0
+    deleted = taken = 0
     if not current:
-        deleted = erase_biometrics(session, store, principal, pupil, reason=f"biometric {status}")
-    OrganisationRepository(session).bump_gallery_version(pupil.org_id)
-    # Matches made under consent that has now ended no longer justify publication.
-    publish.redecide_for_pupil(session, store, pupil, reason=f"biometric consent {status}")
-    return BiometricOutcome(current=current, templates_deleted=deleted)
-
-
-def erase_biometrics(
-    session: Session, store: ObjectStore, principal: Principal, pupil: Pupil, *, reason: str
-) -> int:
-    """Delete templates and reference photos at once, every object version included.
-
-    Objects go before the rows commit: if the commit then fails, the photos are
-    still gone, which is the safe direction for biometric data of children.
-    """
-    repo = PupilRepository(session)
-    templates = repo.template_count(pupil.id)
-    keys = repo.delete_biometrics(pupil.id)
-    for key in keys:
-        store.delete(key)
-    OrganisationRepository(session).bump_gallery_version(pupil.org_id)
-    if templates or keys:
-        audit(
-            session, principal, "biometrics.erased", f"pupil:{pupil.id}",
-            {"templates": templates, "reference_photos": len(keys), "reason": reason},
-        )
-    return templates
+        deleted = enrol.erase(session, principal, pupil, reason=f"biometric {status}")
+        # Matches made under consent that has now ended no longer justify publication.
+        taken = takedown.redecide_for_pupil(session, settings, principal, pupil.org_id,
+                                            pupil.id, trigger=f"biometric consent {status}")
+        _rescreen_after_commit(session, pupil.org_id)
+    elif not was_current:
+        # A re-grant revives nothing: old matches were marked for re-screening when the
+        # consent ended, and the pupil is matched again only once re-enrolled.
+        OrganisationRepository(session).bump_gallery_version(pupil.org_id)
+    return BiometricOutcome(current=current, templates_deleted=deleted,
+                            publications_taken_down=taken)
 
 
 def set_publication_consent(
     session: Session,
-    store: ObjectStore,
+    settings: Settings,
     principal: Principal,
     pupil: Pupil,
     channel: Channel,
@@ -158,7 +169,10 @@ def set_publication_consent(
     given_by: str,
     evidence_ref: str,
     expires_on: date | None,
-) -> PublicationConsent:
+) -> tuple[PublicationConsent, int]:
+    """Record consent for one channel; returns the record and how many publications the
+    change took down."""
+    pupil = _lock_pupil(session, principal, pupil)
     record = PublicationConsent(
         pupil_id=pupil.id,
         channel=channel.value,
@@ -175,16 +189,17 @@ def set_publication_consent(
         {"channel": channel.value, "status": status.value, "given_by": given_by,
          "evidence_ref": evidence_ref, "expires_on": expires_on},
     )
+    taken = 0
+    today = local_today(policy_of(principal.org.policy))
     if status == ConsentStatus.WITHDRAWN:
-        publish.redecide_for_pupil(
-            session, store, pupil, reason=f"{channel.value} consent withdrawn"
-        )
-    elif not consent_in_force(record, utcnow().date()):
+        taken = takedown.redecide_for_pupil(session, settings, principal, pupil.org_id,
+                                            pupil.id, trigger=f"{channel.value} consent withdrawn")
+    elif not consent_in_force(record, today):
         # A grant recorded with an expiry date already past ends consent just the same.
-        publish.redecide_for_pupil(
-            session, store, pupil, reason=f"{channel.value} consent expired on {expires_on}"
-        )
-    return record
+        taken = takedown.redecide_for_pupil(
+            session, settings, principal, pupil.org_id, pupil.id,
+            trigger=f"{channel.value} consent expired on {expires_on}")
+    return record, taken
 
 
 def add_reference_photo(
@@ -195,10 +210,21 @@ def add_reference_photo(
     pupil: Pupil,
     data: bytes,
 ) -> ReferencePhoto:
-    from workers.screen.service import engine_for  # dlib models load on first use
+    """Enrol a reference photo. The template is computed first (slow, no lock held);
+    consent and the pupil's active flag are checked again under the gate lock, so an
+    enrolment racing a withdrawal either lands before it (and is erased by it) or is
+    refused."""
+    _enrollable(session, pupil)
+    encoding = enrol.compute_template(settings, data)
+    pupil = _lock_pupil(session, principal, pupil)
+    _enrollable(session, pupil)
+    photo = enrol.store_template(session, store, settings, principal, pupil, data, encoding)
+    _rescreen_after_commit(session, pupil.org_id)
+    return photo
 
-    repo = PupilRepository(session)
-    if not biometric_is_current(repo.biometric_history(pupil.id)):
+
+def _enrollable(session: Session, pupil: Pupil) -> None:
+    if not biometric_is_current(PupilRepository(session).biometric_history(pupil.id)):
         raise Conflict(
             "no current biometric consent for this pupil: a parent's written consent is "
             "needed before a reference photo can be enrolled, and it must not have been "
@@ -206,40 +232,9 @@ def add_reference_photo(
         )
     if not pupil.active:
         raise Conflict("this pupil is marked as left; reference photos cannot be added")
-    if sniff(data[:64]).kind != MediaKind.IMAGE:
-        raise InvalidInput("a reference photo must be a still image, not a video")
-    rgb = decode_image(data, max_pixels=settings.max_image_pixels)
-    try:
-        encoding = engine_for(settings).reference_template(rgb)
-    except EnrolmentRejected as exc:
-        raise InvalidInput(exc.reason, reason=exc.reason) from exc
-
-    fernet = settings.template_fernet()
-    photo_id = uuid.uuid4()
-    key = f"references/{pupil.org_id}/{pupil.id}/{photo_id}"
-    photo = ReferencePhoto(
-        id=photo_id,
-        pupil_id=pupil.id,
-        storage_key=key,
-        sha256=hashlib.sha256(data).hexdigest(),
-        created_by=principal.actor,
-        created_at=utcnow(),
-    )
-    template = FaceTemplate(
-        pupil_id=pupil.id,
-        ciphertext=fernet.encrypt(np.asarray(encoding, dtype=ENCODING_DTYPE).tobytes()),
-        created_at=utcnow(),
-    )
-    repo.add_reference(photo, template)
-    store.put(key, fernet.encrypt(data))
-    # Keep no child's photo without a row pointing at it.
-    on_rollback(session, lambda: store.delete(key))
-    OrganisationRepository(session).bump_gallery_version(pupil.org_id)
-    audit(session, principal, "reference_photo.added", f"pupil:{pupil.id}",
-          {"reference_photo": str(photo_id)})
-    return photo
 
 
-def decrypt_template(settings: Settings, ciphertext: bytes) -> np.ndarray:
-    raw = settings.template_fernet().decrypt(ciphertext)
-    return np.frombuffer(raw, dtype=ENCODING_DTYPE).copy()
+def _rescreen_after_commit(session: Session, org_id: uuid.UUID) -> None:
+    """Media screened against the gallery before this change are stale; the re-screen
+    dispatcher queues them in priority order once the change is committed."""
+    enqueue(session, RESCREEN_TASK, str(org_id))

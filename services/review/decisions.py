@@ -33,14 +33,20 @@ from models.orm import (
     Role,
 )
 from models.repositories.lifecycle import RetentionRepository
-from models.repositories.media import MediaRepository, PublicationRepository
+from models.repositories.media import MediaRepository
+from models.repositories.organisations import OrganisationRepository
 from models.repositories.review import ReviewRepository
-from services.audit import record as audit
-from services.auth import Principal
-from services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.policy import policy_of
-from services.publish.service import get_media, take_down
-from storage.base import ObjectStore
+from services.core import outbox
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.config import Settings
+from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.core.policy import policy_of
+from services.core.uow import lock_for_change
+from services.gate import reasons as rc
+from services.gate.decide import ConsentFacts, is_stale
+from services.gate.media import get_media
+from services.takedown import service as takedown
 
 MIN_JUSTIFICATION = 10
 _DONE = (MediaStatus.REJECTED, MediaStatus.PURGED)
@@ -64,20 +70,43 @@ def _justification(text: str) -> str:
     return text
 
 
+def _locked_media(session: Session, principal: Principal, media_id: uuid.UUID) -> Media:
+    """The medium, read again under the gate lock (every decision is a change)."""
+    media = get_media(session, principal, media_id)
+    lock_for_change(session, media.org_id)
+    locked = MediaRepository(session).lock(media.org_id, media.id)
+    if locked is None:
+        raise NotFound("no such media in your organisation", media_id=str(media_id))
+    return locked
+
+
+def _refuse_unfinished(session: Session, media: Media) -> None:
+    """The one approval path refuses while screening is queued, running or stale: SLT
+    would be approving faces nobody has checked against the register as it is now."""
+    if media.status in (MediaStatus.QUEUED, MediaStatus.SCREENING):
+        raise Conflict("the faces in this image are still being checked; decide once "
+                       "the check has finished")
+    epoch = OrganisationRepository(session).epochs(media.org_id)[1]
+    if is_stale(media, ConsentFacts(match_epoch={media.org_id: epoch})):
+        raise Conflict("the consent register changed since this image was checked, and it "
+                       "is being checked again; decide once that has finished",
+                       error_code=rc.STALE)
+
+
 def record_decision(
     session: Session,
-    store: ObjectStore,
+    settings: Settings,
     principal: Principal,
     media_id: uuid.UUID,
     request: DecisionRequest,
 ) -> ReviewDecision:
     principal.require(Role.SLT, Role.ADMIN)
-    media = get_media(session, principal, media_id)
     justification = _justification(request.justification)
+    media = _locked_media(session, principal, media_id)
     if media.status in _DONE:
         raise Conflict("this image has already been deleted")
     if request.kind == DecisionKind.REJECT:
-        return _reject(session, store, principal, media, justification)
+        return _reject(session, settings, principal, media, justification)
 
     policy = policy_of(principal.org.policy)
     channels = list(dict.fromkeys(c.value for c in request.channels))
@@ -87,9 +116,7 @@ def record_decision(
     off = [c for c in channels if c not in enabled]
     if off:
         raise InvalidInput(f"not enabled in your organisation's policy: {', '.join(off)}")
-    if media.status in (MediaStatus.QUEUED, MediaStatus.SCREENING):
-        raise Conflict("the faces in this image are still being checked; decide once "
-                       "the check has finished")
+    _refuse_unfinished(session, media)
     if request.kind == DecisionKind.REDACT and media.kind == MediaKind.VIDEO:
         raise InvalidInput("faces in videos cannot be blurred yet; approve the video only "
                            "if every face in it may be shown, or reject it")
@@ -143,12 +170,18 @@ def _clearable(session: Session, media: Media, face_ids: tuple[uuid.UUID, ...]) 
             "a recognised pupil cannot be cleared: their consent record decides. Blur them "
             "(approve a blurred copy) or reject the image"
         )
+    if any(f.candidates for f in faces):
+        raise InvalidInput(
+            "this face looks like a pupil on the register, so it cannot be cleared as "
+            "nobody we know: blur it (approve a blurred copy), reject the image, or name "
+            "the pupil"
+        )
     return wanted
 
 
 def _put_in_force(session: Session, decision: ReviewDecision) -> None:
     """An approval grants its channels; a blurred-copy approval is read from the decision
-    itself (`services.decide.load_facts`)."""
+    itself (`services.gate.load_facts`)."""
     decision.state = DecisionState.IN_FORCE.value
     if decision.kind == DecisionKind.APPROVE:
         repo = MediaRepository(session)
@@ -164,21 +197,17 @@ def _put_in_force(session: Session, decision: ReviewDecision) -> None:
     session.flush()
 
 
-def _reject(session: Session, store: ObjectStore, principal: Principal, media: Media,
+def _reject(session: Session, settings: Settings, principal: Principal, media: Media,
             justification: str) -> ReviewDecision:
-    """Delete the medium's files and its live publications; keep the row and the trail.
-
-    The original goes before the transaction commits, as the retention purge does:
-    if the commit fails the row is left pointing at nothing, the safe direction."""
+    """Take down its live publications and delete the medium's files (every version,
+    through the outbox: after commit, retried until done); keep the row and the trail."""
     if RetentionRepository(session).active_hold(media.id) is not None:
         raise Conflict("this image is under a legal hold and cannot be deleted until the "
                        "hold is released")
     now = utcnow()
-    live = PublicationRepository(session).active_for_media([media.id])
-    for publication in live:
-        take_down(session, store, principal, publication,
-                  reason=f"rejected by SLT ({principal.name}): {justification}")
-    store.delete(media.original_key)
+    taken = takedown.take_down_all(session, settings, principal, media,
+                                   f"rejected by SLT ({principal.name}): {justification}")
+    outbox.delete_object(session, media.original_key, org_id=media.org_id)
     repo = ReviewRepository(session)
     repo.decline_awaiting(media.id, "the image was rejected", now)
     MediaRepository(session).replace_faces(media, [])
@@ -198,7 +227,7 @@ def _reject(session: Session, store: ObjectStore, principal: Principal, media: M
     ))
     audit(session, principal, "review.rejected", f"media:{media.id}",
           {"decision": str(decision.id), "justification": justification,
-           "publications_taken_down": len(live)})
+           "publications_taken_down": taken})
     return decision
 
 
@@ -215,17 +244,21 @@ def _awaiting(session: Session, principal: Principal, decision_id: uuid.UUID) ->
 def confirm(session: Session, principal: Principal, decision_id: uuid.UUID,
             note: str) -> ReviewDecision:
     """The second SLT member agrees: the decision is put in force."""
+    principal.require(Role.SLT, Role.ADMIN)
+    lock_for_change(session, principal.org_id)
     decision = _awaiting(session, principal, decision_id)
     note = _justification(note)
     if (decision.decided_by == principal.token_id
             or decision.decider_name.strip().casefold() == principal.name.strip().casefold()):
         raise Forbidden("a second, different SLT member must confirm this decision")
-    media = get_media(session, principal, decision.media_id)
+    media = _locked_media(session, principal, decision.media_id)
     if media.status in _DONE:
         raise Conflict("this image has already been deleted")
+    _refuse_unfinished(session, media)
     wanted = [uuid.UUID(f) for f in decision.cleared_faces]
     faces = ReviewRepository(session).faces(media.id, wanted)
-    if len(faces) != len(wanted) or any(f.match_status == MatchStatus.MATCHED for f in faces):
+    if len(faces) != len(wanted) or any(
+            f.match_status == MatchStatus.MATCHED or f.candidates for f in faces):
         raise Conflict("the faces in this image have changed since the decision was made; "
                        "decline it and decide again")
     decision.second_by = principal.token_id
@@ -242,6 +275,8 @@ def decline(session: Session, principal: Principal, decision_id: uuid.UUID,
             note: str) -> ReviewDecision:
     """A second SLT member disagrees (or the first withdraws the request): nothing is
     granted."""
+    principal.require(Role.SLT, Role.ADMIN)
+    lock_for_change(session, principal.org_id)
     decision = _awaiting(session, principal, decision_id)
     note = _justification(note)
     decision.state = DecisionState.DECLINED.value

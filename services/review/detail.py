@@ -27,8 +27,8 @@ from models.orm import (
 from models.repositories.media import PublicationRepository
 from models.repositories.pupils import PupilRepository
 from models.repositories.review import ReviewRepository
-from services.auth import Principal
-from services.decide.service import (
+from services.core.auth import Principal
+from services.gate.decide import (
     ChannelDecision,
     ConsentFacts,
     decide_media,
@@ -36,9 +36,9 @@ from services.decide.service import (
     face_status,
     load_facts,
 )
-from services.policy import Policy, policy_of
-from services.publish.service import get_media
-from services.register.consent import consent_in_force
+from services.core.policy import Policy, policy_of
+from services.gate.media import get_media
+from services.gate.rules import consent_in_force
 from services.review.service import review_queue
 
 

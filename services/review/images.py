@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 from models.clock import utcnow
 from models.orm import Channel, Face, Media, MediaKind, MediaStatus, Role
 from models.repositories.review import ReviewRepository
-from services.auth import Principal
-from services.config import Settings
-from services.decide.service import load_facts
-from services.errors import Gone, NotFound
-from services.publish.service import get_media
-from services.redact.service import blur_regions, faces_to_blur, grow
+from services.core.auth import Principal
+from services.core.config import Settings
+from services.gate.decide import load_facts
+from services.core.errors import Gone, NotFound
+from services.gate.media import get_media
+from services.publish.redact import blur_regions, faces_to_blur, grow
 from services.register.service import get_pupil
 from storage.base import ObjectStore
 from workers.engine.imaging import decode_image, encode_clean_jpeg, sample_video_frames

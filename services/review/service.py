@@ -5,14 +5,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from models.clock import utcnow
-from models.orm import Approval, Channel, Media, MediaStatus, Role
+from models.orm import Channel, DecisionKind, Media, MediaStatus, ReviewDecision, Role
 from models.repositories.media import MediaRepository
-from services.audit import record as audit
-from services.auth import Principal
-from services.decide.service import ChannelDecision, ConsentFacts, decide_media, load_facts
-from services.policy import policy_of
-from services.publish.service import get_media
+from services.core.auth import Principal
+from services.core.config import Settings
+from services.core.policy import policy_of
+from services.gate.decide import ChannelDecision, ConsentFacts, decide_media, load_facts
+from services.review import decisions
 
 # Failed and flagged media first: they are the ones a person must look at.
 _ORDER = {MediaStatus.FAILED: 0, MediaStatus.NEEDS_REVIEW: 1, MediaStatus.QUEUED: 2,
@@ -51,28 +50,17 @@ def review_queue(session: Session, principal: Principal, *, limit: int = 200) ->
 
 def approve(
     session: Session,
+    settings: Settings,
     principal: Principal,
     media_id: uuid.UUID,
     channels: list[Channel],
     justification: str,
-) -> list[Approval]:
-    """Record SLT approval. It satisfies the policy's approval rule and the personal-device
-    flag; it never overrides an unknown, uncertain or unconsented face."""
-    principal.require(Role.SLT, Role.ADMIN)
-    media = get_media(session, principal, media_id)
-    repo = MediaRepository(session)
-    approvals = []
-    for channel in channels:
-        approval = Approval(
-            media_id=media.id,
-            channel=channel.value,
-            approved_by=principal.token_id,
-            approver_name=principal.name,
-            justification=justification,
-            created_at=utcnow(),
-        )
-        repo.add_approval(approval)
-        approvals.append(approval)
-    audit(session, principal, "media.approved", f"media:{media.id}",
-          {"channels": [c.value for c in channels], "justification": justification})
-    return approvals
+) -> ReviewDecision:
+    """`POST /media/{id}/approvals`: the same decision as approving in review, through
+    the one approval path (it refuses while screening is queued, running or stale). It
+    satisfies the policy's approval rule and the personal-device flag; it never
+    overrides an unknown, uncertain or unconsented face."""
+    return decisions.record_decision(session, settings, principal, media_id,
+                                     decisions.DecisionRequest(
+                                         kind=DecisionKind.APPROVE, justification=justification,
+                                         channels=tuple(channels)))

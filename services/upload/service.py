@@ -20,12 +20,12 @@ from models.clock import utcnow
 from models.db import on_rollback
 from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
-from services.audit import record as audit
-from services.auth import Principal
-from services.config import Settings
-from services.errors import InvalidInput, TooLarge
-from services.jobs import enqueue
-from services.policy import policy_of
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.config import Settings
+from services.core.errors import InvalidInput, TooLarge
+from services.core.jobs import enqueue
+from services.core.policy import policy_of
 from storage.base import ObjectStore
 from workers.engine.imaging import ImageInfo, sniff, validate_upload
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from services.api.errors import status_for
-from services.errors import ConsentGateError, Unauthenticated
+from services.core.errors import ConsentGateError, Unauthenticated
 from services.web import routes
 from services.web.deps import SignInNeeded
 

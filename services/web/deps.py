@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 
 from services.api.deps import SessionDep
-from services.auth import Principal, authenticate
-from services.errors import Forbidden, Unauthenticated
+from services.core.auth import Principal, authenticate
+from services.core.errors import Forbidden, Unauthenticated
 from services.web import session as websession
 
 COOKIE = "cg_session"

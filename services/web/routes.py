@@ -34,13 +34,16 @@ from models.repositories.pupils import PupilRepository
 from services.api.deps import SessionDep, SettingsDep, StoreDep
 from services.api.errors import status_for
 from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
-from services.auth import Principal
-from services.decide.service import decide_media
-from services.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
-from services.policy import policy_of
+from services.core.auth import Principal
+from services.gate.decide import decide_media
+from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
+from services.core.policy import policy_of
+from services.core import runtime
+from services.gate.reasons import Reason
 from services.publish import service as publishing
+from services.takedown import service as takedown
 from services.register import service as register
-from services.register.consent import biometric_is_current, consent_in_force
+from services.gate.rules import biometric_is_current, consent_in_force
 from services.review import decisions, detail, images
 from services.upload.service import UploadForm, accept_upload
 from services.web import session as websession
@@ -274,7 +277,7 @@ def review_list(request: Request, session: SessionDep, user: PageUser) -> HTMLRe
     user.principal.require(*REVIEWERS)
     views = detail.queue_views(session, user.principal)
     reasons = {
-        v.media.id: {c: [words.name_pupils(r, v.pupils) for r in d.reasons]
+        v.media.id: {c: words.reasons_for_people(d.reasons, v.pupils)
                      for c, d in v.decisions.items() if not d.allowed}
         for v in views
     }
@@ -284,9 +287,9 @@ def review_list(request: Request, session: SessionDep, user: PageUser) -> HTMLRe
 def _review_page(request: Request, session: SessionDep, store: StoreDep,
                  settings: SettingsDep, user: websession.Current, media_id: uuid.UUID, *,
                  status: int = 200, error: str | None = None,
-                 error_reasons: list[str] | None = None) -> HTMLResponse:
+                 error_reasons: list[Reason] | None = None) -> HTMLResponse:
     view = detail.review_view(session, user.principal, media_id)
-    reasons = {c: [words.name_pupils(r, view.pupils) for r in d.reasons]
+    reasons = {c: words.reasons_for_people(d.reasons, view.pupils)
                for c, d in view.decisions.items()}
     picture: tuple[int, int] | None = None
     frame = images.default_frame(view.media)
@@ -302,9 +305,9 @@ def _review_page(request: Request, session: SessionDep, store: StoreDep,
     return render(
         request, "review_item.html", user, status=status, view=view, reasons=reasons,
         picture=picture, frame=frame, blurred_on=blurred_on, error=error,
-        error_reasons=[words.name_pupils(r, view.pupils) for r in error_reasons or []],
+        error_reasons=words.reasons_for_people(error_reasons or [], view.pupils),
         can_confirm={d.id: d.decided_by != user.principal.token_id for d in view.awaiting},
-        public_urls={p.id: publishing.public_url(settings, p) for p in view.publications},
+        public_urls={p.id: takedown.public_url(settings, p) for p in view.publications},
         live={p.channel: p for p in view.publications},
         blur_approved=view.facts.approved_redacted.get(view.media.id, set()),
     )
@@ -328,7 +331,7 @@ def review_decide(
 ) -> Response:
     try:
         decision = decisions.record_decision(
-            session, store, user.principal, media_id,
+            session, settings, user.principal, media_id,
             decisions.DecisionRequest(kind=kind, justification=justification,
                                       channels=tuple(channels or ()),
                                       cleared_faces=tuple(faces or ())),
@@ -362,17 +365,18 @@ def review_decide(
 
 def _publish(session: SessionDep, store: StoreDep, settings: SettingsDep,
              principal: Principal, media_id: uuid.UUID, channels: list[str], *,
-             redact: bool) -> list[str]:
+             redact: bool) -> list[Reason]:
     """Publish to each channel; the reasons for any refusal. A refusal writes nothing but
-    its audit event, which is kept."""
-    problems: list[str] = []
+    its audit event, which is kept. The page's own transaction is committed first:
+    publishing makes its copy with no lock held and writes in its own transaction."""
+    session.commit()
+    problems: list[Reason] = []
     for channel in channels:
         try:
-            publishing.publish(session, store, settings, principal, media_id,
-                               Channel(channel), redact=redact)
+            publishing.publish(runtime.sessions(), session, store, settings, principal,
+                               media_id, Channel(channel), redact=redact)
         except publishing.Blocked as exc:
-            problems.extend(f"{words.channel_name(channel)}: {r}"
-                            for r in exc.details.get("reasons", []))
+            problems.extend(exc.reasons)
     return problems
 
 
@@ -521,7 +525,7 @@ def pupil_page(request: Request, pupil_id: uuid.UUID, session: SessionDep,
 @router.post("/register/{pupil_id}/consent", response_class=HTMLResponse)
 def pupil_consent(
     request: Request, pupil_id: uuid.UUID, session: SessionDep, store: StoreDep,
-    user: PostingUser,
+    settings: SettingsDep, user: PostingUser,
     channel: Annotated[Channel, Form()], status: Annotated[ConsentStatus, Form()],
     given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
     expires_on: Annotated[str, Form()] = "",
@@ -532,7 +536,7 @@ def pupil_consent(
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
         register.set_publication_consent(
-            session, store, user.principal, pupil, channel, status=status,
+            session, settings, user.principal, pupil, channel, status=status,
             given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
             expires_on=_date(expires_on, "the end date"),
         )
@@ -546,7 +550,7 @@ def pupil_consent(
 @router.post("/register/{pupil_id}/biometric", response_class=HTMLResponse)
 def pupil_biometric(
     request: Request, pupil_id: uuid.UUID, session: SessionDep, store: StoreDep,
-    user: PostingUser,
+    settings: SettingsDep, user: PostingUser,
     status: Annotated[BiometricStatus, Form()], by: Annotated[BiometricBy, Form()],
     evidence_ref: Annotated[str, Form()] = "",
 ) -> Response:
@@ -555,7 +559,7 @@ def pupil_biometric(
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
-        register.record_biometric(session, store, user.principal, pupil, status=status,
+        register.record_biometric(session, settings, user.principal, pupil, status=status,
                                   by=by.value, evidence_ref=evidence_ref.strip()[:500])
     except ConsentGateError as exc:
         session.rollback()

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from models.clock import utcnow
 from models.orm import Role, WebSession
 from models.repositories.review import WebSessionRepository
-from services.audit import record as audit
-from services.auth import Principal, authenticate
+from services.core.audit import record as audit
+from services.core.auth import Principal, authenticate
 
 # A school day with room to spare; the next day starts with a fresh sign-in.
 SESSION_HOURS = 12

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from models.orm import Pupil
+from services.gate.reasons import Reason
+from services.words import CHANNELS as CHANNELS
+from services.words import channel_name as channel_name
+from services.words import reason_texts
 
 # The guidance is English; show times as the school's clocks do.
 LOCAL = ZoneInfo("Europe/London")
@@ -27,6 +30,7 @@ FACE_STATUS = {
     "consented": "Has consent",
     "unconsented": "No consent",
     "withdrawn": "Consent withdrawn",
+    "left": "Has left the school",
     "unknown": "Not recognised",
     "uncertain": "Can't tell who this is",
 }
@@ -35,18 +39,11 @@ FACE_HELP = {
     "consented": "Recognised as a pupil whose parent or guardian gave consent.",
     "unconsented": "Recognised as a pupil with no consent to publish.",
     "withdrawn": "Recognised as a pupil whose consent has been withdrawn.",
+    "left": "Recognised as a pupil who has left the school: never shown.",
     "unknown": "This face doesn't look like any pupil with enrolment photos. It could be a "
                "visitor, an adult, or a pupil who isn't enrolled.",
     "uncertain": "Too small, blurred or turned away to check, or it looks like more than "
                  "one pupil.",
-}
-
-CHANNELS = {
-    "website": "School website",
-    "social_media": "Social media",
-    "newsletter": "Newsletter",
-    "press": "Press",
-    "display": "Displays on the premises",
 }
 
 ACTIONS = {
@@ -97,8 +94,6 @@ DETAIL_NAMES = {
     "error": "Error",
 }
 
-_UUID = re.compile(r"pupil ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
-
 
 def when(value: datetime | None) -> str:
     if value is None:
@@ -130,17 +125,10 @@ def person(actor: str) -> str:
     return actor.split(":", 1)[1] if ":" in actor else actor
 
 
-def channel_name(channel: str) -> str:
-    return CHANNELS.get(channel, channel.replace("_", " "))
-
-
-def name_pupils(text: str, pupils: dict[uuid.UUID, Pupil]) -> str:
-    """Decision reasons name pupils by id (the API contract); people want names."""
-    def sub(match: re.Match[str]) -> str:
-        pupil = pupils.get(uuid.UUID(match.group(1)))
-        return f"{pupil.given_name} {pupil.family_name}" if pupil else "a pupil"
-
-    return _UUID.sub(sub, text)
+def reasons_for_people(reasons: list[Reason], pupils: dict[uuid.UUID, Pupil]) -> list[str]:
+    """The gate's reasons in words, naming pupils (the API names them by id)."""
+    names = {str(p.id): f"{p.given_name} {p.family_name}" for p in pupils.values()}
+    return reason_texts(reasons, names)
 
 
 def detail_text(value: object) -> str:

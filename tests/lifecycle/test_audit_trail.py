@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from models.clock import utcnow
-from services import runtime
+from services.core import runtime
 from services.cli import main as cli
 from tests.flow import put_consent
 from tests.lifecycle.support import (

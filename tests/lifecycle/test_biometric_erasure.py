@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services import runtime
+from services.core import runtime
 from tests.flow import upload
 from tests.lifecycle.support import enrol, eventually, publish, webhook_receiver
 from tests.support import create_org, token, wait_screened

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from models.clock import utcnow
-from services import runtime
+from services.core import runtime
 from tests.lifecycle.support import (
     eventually,
     landscape,

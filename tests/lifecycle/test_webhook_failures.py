@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services import runtime
+from services.core import runtime
 from tests.lifecycle.support import eventually, landscape, publish, upload_bytes, webhook_receiver
 from tests.support import create_org, run_cli, token, wait_screened
 

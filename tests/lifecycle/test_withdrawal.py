@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from models.clock import utcnow
-from services import runtime
+from services.core import runtime
 from tests.flow import put_consent, upload
 from tests.lifecycle.support import enrol, eventually, publish, webhook_receiver
 from tests.support import create_org, token, wait_screened
@@ -131,12 +131,16 @@ def test_expired_consent_is_taken_down_by_the_periodic_check(
         with runtime.sessions().begin() as session:
             session.execute(text("UPDATE publication_consents SET expires_on = :d"),
                             {"d": utcnow().date() - timedelta(days=1)})
-        assert client.get(url).status_code == 200
         recheck_publications.delay()
 
-        eventually(lambda: client.get(url).status_code == 410, "the expired photo to go")
-        feed = client.get("/api/v1/takedowns", headers=publisher,
-                          params={"since": since.isoformat()}).json()
+        def taken_down() -> list[dict[str, object]]:
+            feed: list[dict[str, object]] = client.get(
+                "/api/v1/takedowns", headers=publisher,
+                params={"since": since.isoformat()}).json()
+            return feed
+
+        feed = eventually(taken_down, "the periodic check to take the expired photo down")
+        assert client.get(url).status_code == 410
         assert [t["publication_id"] for t in feed] == [_pub_id(url)]
         assert "expired" in feed[0]["reason"]
         notice = eventually(receiver.received, "the takedown webhook")[0]

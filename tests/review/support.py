@@ -103,8 +103,8 @@ def gallery(faces: Path, names: list[str]) -> Gallery:
 
 def screen(data: bytes, gal: Gallery) -> list[ScreenedFace]:
     """What the face engine finds in a file, with the settings the service uses."""
-    from services.config import get_settings
-    from workers.screen.service import engine_for
+    from services.core.config import get_settings
+    from services.screen.service import engine_for
 
     rgb = decode_image(data, max_pixels=MAX_PIXELS)
     return engine_for(get_settings()).screen_image(rgb, gal)
@@ -119,7 +119,7 @@ def audit_events(action: str) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from models.orm import AuditEvent
-    from services import runtime
+    from services.core import runtime
 
     with runtime.sessions()() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from models.orm import Face
-from services import runtime
+from services.core import runtime
 from tests.flow import put_consent
 from tests.review.support import (
     assert_no_metadata,
@@ -209,7 +209,7 @@ def _frames(data: bytes) -> int:
 
 def test_the_blurred_faces_are_beyond_recognition_at_published_size(faces: Path) -> None:
     """The blur itself: the face region keeps only a few colour blocks' worth of detail."""
-    from services.redact.service import blur_regions, grow
+    from services.publish.redact import blur_regions, grow
     from workers.engine.imaging import decode_image
 
     rgb = decode_image((faces / "events" / "kit_with_rose.jpg").read_bytes(),

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from services.config import Settings
-from services.errors import ObjectNotFound, StorageUnavailable
-from storage import ObjectStore, build_store
+from services.core.config import Settings
+from services.core.errors import ObjectNotFound, StorageUnavailable
+from services.core.stores import build_store
+from storage import ObjectStore
 from storage.filesystem import TMP_PREFIX, FilesystemStore
 from storage.minio_store import UNKNOWN_LENGTH_PART_SIZE, MinioStore, make_client
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, drop_bucket, new_bucket

@@ -7,9 +7,12 @@ import uuid
 
 from celery import Task
 
-from services import runtime
-from services.config import get_settings
-from services.lifecycle import recheck, retention, webhooks
+from services.core import runtime
+from services.core.config import get_settings
+from services.lifecycle import retention
+from services.core import outbox
+from services.takedown import service as takedown
+from services.takedown import webhooks
 from workers.celery_app import app
 
 
@@ -36,9 +39,14 @@ def redrive_webhooks() -> int:
 
 @app.task(name="consentgate.recheck_publications", acks_late=True, reject_on_worker_lost=True)
 def recheck_publications() -> int:
-    return recheck.recheck_all(runtime.sessions(), runtime.store())
+    return takedown.recheck_all(runtime.sessions(), get_settings())
 
 
 @app.task(name="consentgate.purge_expired_media", acks_late=True, reject_on_worker_lost=True)
 def purge_expired_media() -> int:
     return retention.purge_due(runtime.sessions(), runtime.store())
+
+
+@app.task(name="consentgate.run_outbox", acks_late=True, reject_on_worker_lost=True)
+def run_outbox() -> int:
+    return outbox.run_items(runtime.sessions(), runtime.store())

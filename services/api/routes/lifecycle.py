@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from models.orm import DeliveryStatus, LegalHold, Role
 from models.repositories.lifecycle import TakedownRepository, WebhookRepository
@@ -13,26 +14,36 @@ from services.api import lifecycle_schemas as schemas
 from services.api import present
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from services.lifecycle import retention, subject_access
-from services.publish.service import public_url
+from services.takedown import service as takedown
+from services.takedown.service import public_url
 
 router = APIRouter(prefix="/api/v1", tags=["consent lifecycle"])
 
 
 @router.get("/takedowns")
 def takedowns(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-              since: datetime | None = None) -> list[schemas.TakedownOut]:
-    """Every publication taken down at or after `since` (ISO 8601; UTC if no zone), oldest
-    first: the same takedowns the webhook announces, for pipelines that poll."""
+              after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+              since: datetime | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> list[schemas.TakedownOut]:
+    """Takedowns, oldest first: the same ones the webhook announces, for pipelines that
+    poll. Page with `after=<cursor>`: pass the `cursor` of the last one you saw, and you
+    get every later takedown, none missed (cursors are given in commit order). `since`
+    (ISO 8601; UTC if no zone) filters by time instead and is kept for older pipelines."""
     principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    if after is not None or since is None:
+        rows = takedown.feed(session, principal.org_id, after=after, limit=limit)
+    else:
+        rows = TakedownRepository(session).withdrawn_since(principal.org_id, since, limit=limit)
     return [
         schemas.TakedownOut(
             publication_id=p.id, media_id=p.media_id, channel=p.channel,
             url=public_url(settings, p), published_at=p.published_at,
             taken_down_at=p.withdrawn_at or p.published_at, reason=p.withdrawn_reason,
+            cursor=p.takedown_seq or 0,
         )
-        for p in TakedownRepository(session).withdrawn_since(principal.org_id, since)
+        for p in rows
     ]
 
 

@@ -4,12 +4,21 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 
 from models.orm import Channel, Device, MediaStatus, Role
 from models.repositories.media import MediaRepository, PublicationRepository
 from services.api import present, schemas
-from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.api.deps import (
+    CurrentPrincipal,
+    ReadPrincipal,
+    ReadSessionDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+)
+from services.gate.media import get_media
 from services.publish import service as publishing
 from services.review import detail as review_detail
 from services.review import service as review
@@ -51,35 +60,42 @@ def list_media(session: SessionDep, settings: SettingsDep, principal: CurrentPri
 
 
 @router.get("/media/{media_id}")
-def get_media(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
+def media_detail(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
               principal: CurrentPrincipal) -> schemas.MediaOut:
-    m = publishing.get_media(session, principal, media_id)
+    m = get_media(session, principal, media_id)
     return present.media(session, settings, m, principal.org.policy)
 
 
 @router.post("/media/{media_id}/publications", status_code=status.HTTP_201_CREATED)
 def publish(media_id: uuid.UUID, body: schemas.PublishIn, response: Response,
-            session: SessionDep, store: StoreDep, settings: SettingsDep,
-            principal: CurrentPrincipal) -> schemas.PublicationOut:
-    result = publishing.publish(session, store, settings, principal, media_id, body.channel,
-                                redact=body.redact)
+            sessions: SessionsDep, session: ReadSessionDep, store: StoreDep,
+            settings: SettingsDep, principal: ReadPrincipal,
+            idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+            ) -> schemas.PublicationOut:
+    """201 with the new live copy; 200 with the existing one if the medium is already
+    live on the channel, or if this `Idempotency-Key` was seen before; 409 with reasons
+    if the gate refuses."""
+    result = publishing.publish(sessions, session, store, settings, principal, media_id,
+                                body.channel, redact=body.redact,
+                                idempotency_key=idempotency_key)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return present.publication(settings, result.publication)
 
 
 @router.delete("/media/{media_id}/publications/{channel}")
-def unpublish(media_id: uuid.UUID, channel: Channel, session: SessionDep, store: StoreDep,
+def unpublish(media_id: uuid.UUID, channel: Channel, session: SessionDep,
               settings: SettingsDep, principal: CurrentPrincipal) -> schemas.PublicationOut:
-    pub = publishing.unpublish(session, store, principal, media_id, channel)
-    return present.publication(settings, pub)
+    """Takes down every live copy of the medium on the channel."""
+    taken = publishing.unpublish(session, settings, principal, media_id, channel)
+    return present.publication(settings, taken[0])
 
 
 @router.post("/media/{media_id}/approvals", status_code=status.HTTP_201_CREATED)
 def approve(media_id: uuid.UUID, body: schemas.ApprovalIn, session: SessionDep,
             settings: SettingsDep, principal: CurrentPrincipal) -> schemas.MediaOut:
-    review.approve(session, principal, media_id, body.channels, body.justification)
-    m = publishing.get_media(session, principal, media_id)
+    review.approve(session, settings, principal, media_id, body.channels, body.justification)
+    m = get_media(session, principal, media_id)
     return present.media(session, settings, m, principal.org.policy)
 
 

@@ -1,5 +1,7 @@
-"""Published copies, for the website to fetch. No auth: only live publications are served,
-and the publication row is checked on every request so a takedown takes effect at once."""
+"""Published copies, for the website to fetch. No auth. Every request re-decides the copy
+(services/takedown: cheaply, cached per consent epoch and local date): a copy whose
+decision no longer holds answers 410 and is taken down at that moment; one being
+checked again against a changed register answers 503 until the check is done."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from models.repositories.media import PublicationRepository
-from services.api.deps import SessionDep, StoreDep
-from services.errors import Gone, NotFound
+from services.api.deps import SessionsDep, SettingsDep, StoreDep
+from services.core.errors import NotFound
+from services.takedown import service as takedown
 
 router = APIRouter(tags=["public"])
 
@@ -18,19 +20,16 @@ _TYPES = {"jpg": "image/jpeg", "mp4": "video/mp4", "mov": "video/quicktime",
 
 
 @router.get("/public/{name}")
-def published_copy(name: str, session: SessionDep, store: StoreDep) -> Response:
+def published_copy(name: str, sessions: SessionsDep, settings: SettingsDep,
+                   store: StoreDep) -> Response:
     stem, _, suffix = name.partition(".")
     try:
         publication_id = uuid.UUID(stem)
     except ValueError as exc:
         raise NotFound("no such published file") from exc
-    publication = PublicationRepository(session).get(publication_id)
-    if publication is None or not publication.public_key.endswith("." + suffix):
-        raise NotFound("no such published file")
-    if publication.withdrawn_at is not None:
-        raise Gone("this file has been taken down", withdrawn_at=str(publication.withdrawn_at))
+    copy = takedown.servable(sessions, settings, publication_id, suffix)
     return Response(
-        store.get(publication.public_key),
+        store.get(copy.key),
         media_type=_TYPES.get(suffix, "application/octet-stream"),
         headers={"Cache-Control": "no-store"},
     )

@@ -12,10 +12,10 @@ from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
 from services.api import schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
-from services.errors import TooLarge
-from services.policy import policy_of
+from services.core.errors import TooLarge
+from services.core.policy import policy_of
 from services.register import service as register
-from services.register.consent import biometric_is_current, consent_in_force
+from services.gate.rules import biometric_is_current, consent_in_force
 
 router = APIRouter(prefix="/api/v1/pupils", tags=["consent register"])
 
@@ -78,20 +78,21 @@ def get_pupil(pupil_id: uuid.UUID, session: SessionDep,
 
 @router.patch("/{pupil_id}")
 def set_active(pupil_id: uuid.UUID, body: schemas.ActiveIn, session: SessionDep,
-               store: StoreDep, principal: CurrentPrincipal) -> schemas.PupilOut:
+               settings: SettingsDep, principal: CurrentPrincipal) -> schemas.PupilOut:
     principal.require(Role.SLT, Role.ADMIN)
     pupil = register.get_pupil(session, principal, pupil_id)
-    register.set_active(session, store, principal, pupil, body.active)
-    return _out(session, pupil)
+    register.set_active(session, settings, principal, pupil, body.active)
+    return _out(session, register.get_pupil(session, principal, pupil_id))
 
 
 @router.post("/{pupil_id}/biometric-consent", status_code=status.HTTP_201_CREATED)
 def biometric_consent(pupil_id: uuid.UUID, body: schemas.BiometricIn, session: SessionDep,
-                      store: StoreDep, principal: CurrentPrincipal) -> schemas.BiometricOut:
+                      settings: SettingsDep, principal: CurrentPrincipal
+                      ) -> schemas.BiometricOut:
     principal.require(Role.SLT, Role.ADMIN)
     pupil = register.get_pupil(session, principal, pupil_id)
     outcome = register.record_biometric(
-        session, store, principal, pupil, status=body.status, by=body.by.value,
+        session, settings, principal, pupil, status=body.status, by=body.by.value,
         evidence_ref=body.evidence_ref,
     )
     return schemas.BiometricOut(pupil_id=pupil.id, biometric_consent=outcome.current,
@@ -115,15 +116,15 @@ def add_reference_photo(
 
 @router.put("/{pupil_id}/consents/{channel}")
 def set_consent(pupil_id: uuid.UUID, channel: Channel, body: schemas.ConsentIn,
-                session: SessionDep, store: StoreDep,
+                session: SessionDep, settings: SettingsDep,
                 principal: CurrentPrincipal) -> schemas.PupilOut:
     principal.require(Role.SLT, Role.ADMIN)
     pupil = register.get_pupil(session, principal, pupil_id)
     register.set_publication_consent(
-        session, store, principal, pupil, channel, status=body.status,
+        session, settings, principal, pupil, channel, status=body.status,
         given_by=body.given_by.value, evidence_ref=body.evidence_ref, expires_on=body.expires_on,
     )
-    return _out(session, pupil)
+    return _out(session, register.get_pupil(session, principal, pupil_id))
 
 
 @router.get("/{pupil_id}/consents")

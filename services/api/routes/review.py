@@ -72,12 +72,12 @@ def review_one(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
 
 @router.post("/media/{media_id}/decisions", status_code=status.HTTP_201_CREATED)
 def decide(media_id: uuid.UUID, body: schemas.DecisionIn, session: SessionDep,
-           store: StoreDep, principal: CurrentPrincipal) -> schemas.DecisionOut:
+           settings: SettingsDep, principal: CurrentPrincipal) -> schemas.DecisionOut:
     """Approve for channels, approve a blurred copy (`redact`), or reject (deletes the
     files). `cleared_faces` clears unknown or uncertain faces; where the policy wants a
     second SLT member the decision comes back `awaiting_second`."""
     decision = decisions.record_decision(
-        session, store, principal, media_id,
+        session, settings, principal, media_id,
         decisions.DecisionRequest(kind=body.kind, justification=body.justification,
                                   channels=tuple(body.channels),
                                   cleared_faces=tuple(body.cleared_faces)),

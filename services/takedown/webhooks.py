@@ -40,11 +40,11 @@ from models.orm import (
     WebhookEndpoint,
 )
 from models.repositories.lifecycle import TakedownRepository, WebhookRepository
-from services.audit import SystemActor
-from services.audit import record as audit
-from services.config import Settings
-from services.errors import InvalidInput
-from services.jobs import enqueue
+from services.core.audit import SystemActor
+from services.core.audit import record as audit
+from services.core.config import Settings
+from services.core.errors import InvalidInput
+from services.core.jobs import enqueue
 
 log = logging.getLogger(__name__)
 

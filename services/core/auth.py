@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from models.orm import Organisation, Role
 from models.repositories.organisations import TokenRepository
-from services.errors import Forbidden, Unauthenticated
+from services.core.errors import Forbidden, Unauthenticated
 
 TOKEN_PREFIX = "cg_"  # noqa: S105 - a marker that makes leaked tokens greppable
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.repositories.audit import GENESIS, AuditRepository, canonical_time, event_hash
-from services.auth import Principal
+from services.core.auth import Principal
 
 
 @dataclass(frozen=True, slots=True)

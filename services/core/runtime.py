@@ -7,9 +7,9 @@ from functools import lru_cache
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import session_factory
-from services.config import get_settings
+from services.core.config import get_settings
+from services.core.stores import build_store
 from storage.base import ObjectStore
-from storage.factory import build_store
 
 
 def sessions() -> sessionmaker[Session]:

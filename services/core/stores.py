@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.config import Settings
+from services.core.config import Settings
 from storage.base import ObjectStore
 from storage.filesystem import FilesystemStore
 from storage.minio_store import MinioStore

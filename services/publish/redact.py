@@ -23,13 +23,16 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from models.orm import Face, MatchStatus, Media
+from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
-from services.config import Settings
-from services.decide.service import ConsentFacts, face_allowed
-from services.register.consent import biometric_is_current, consent_in_force
+from services.biometrics.gallery import engine_for, gallery
+from services.core.config import Settings
+from services.gate import reasons as rc
+from services.gate.decide import ConsentFacts, face_allowed, pupil_reason
+from services.gate.reasons import Reason
+from services.gate.rules import biometric_is_current
 from workers.engine.imaging import decode_image, encode_clean_jpeg
-from workers.engine.match import Gallery
-from workers.engine.types import Box, GalleryEntry, RGBImage, ScreenedFace, box_iou
+from workers.engine.types import Box, RGBImage, ScreenedFace, box_iou
 
 # Growth of the detected box, as fractions of the face's own width and height:
 # each side for ears, above for hair and forehead, below for chin.
@@ -52,8 +55,8 @@ class RedactedCopy:
     jpeg: bytes
     blurred: list[Face]
     regions: list[Box]
-    # Plain-words reasons the copy may not be published; empty when it may.
-    problems: list[str]
+    # Why the copy may not be published; empty when it may.
+    problems: list[Reason]
 
 
 def faces_to_blur(media: Media, facts: ConsentFacts, channel: str, today: date) -> list[Face]:
@@ -116,17 +119,9 @@ def make_redacted_copy(
 
 def _screen(session: Session, settings: Settings, org_id: uuid.UUID,
             jpeg: bytes) -> list[ScreenedFace]:
-    # Imported here: the face models load on first use, and the register imports
-    # publishing, which imports this module.
-    from services.register.service import decrypt_template
-    from workers.screen.service import engine_for
-
-    rows = PupilRepository(session).gallery_templates(org_id)
-    gallery = Gallery.from_entries(
-        [GalleryEntry(str(pid), decrypt_template(settings, ct)) for pid, ct in rows]
-    )
+    version = OrganisationRepository(session).gallery_version(org_id)
     rgb = decode_image(jpeg, max_pixels=settings.max_image_pixels)
-    return engine_for(settings).screen_image(rgb, gallery)
+    return engine_for(settings).screen_image(rgb, gallery(session, settings, org_id, version))
 
 
 def _problems(
@@ -136,30 +131,30 @@ def _problems(
     cleared_visible: list[Box],
     channel: str,
     today: date,
-) -> list[str]:
+) -> list[Reason]:
     repo = PupilRepository(session)
     pupils = {uuid.UUID(f.pupil_id) for f in seen if f.pupil_id is not None}
-    latest = repo.latest_consents(pupils)
-    biometric = {p: biometric_is_current(repo.biometric_history(p)) for p in pupils}
+    facts = ConsentFacts(
+        latest=repo.latest_consents(pupils),
+        biometric_current={p: biometric_is_current(h)
+                           for p, h in repo.biometric_histories(pupils).items()},
+        active=repo.active_flags(pupils),
+    )
     problems = []
     for face in seen:
         if any(covered(face.box, r) >= BLURRED_COVER for r in regions):
             continue
-        if face.status == "matched" and face.pupil_id is not None:
-            pid = uuid.UUID(face.pupil_id)
-            if biometric.get(pid, False) and consent_in_force(latest.get((pid, channel)), today):
-                continue
+        if face.status == "matched" and face.pupil_id is not None and pupil_reason(
+                uuid.UUID(face.pupil_id), facts, channel, today) is None:
+            continue
         if any(box_iou(face.box, c) >= SAME_FACE_IOU for c in cleared_visible):
             continue
         top, right, bottom, left = face.box
-        what = {
-            "matched": "a pupil without consent for " + channel,
-            "unknown": "a face not recognised as any pupil",
-        }.get(face.status, "a face that could not be identified")
-        problems.append(
-            f"after blurring, the check still found {what}, not blurred, at "
-            f"{left}-{right} px across and {top}-{bottom} px down"
-        )
+        what = {"matched": "matched_unconsented", "unknown": "unknown"}.get(face.status,
+                                                                          "uncertain")
+        problems.append(Reason(rc.REDACTION_CHECK_FAILED, {
+            "what": what, "channel": channel, "top": top, "right": right, "bottom": bottom,
+            "left": left}))
     return problems
 
 

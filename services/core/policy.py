@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.orm import Channel
-from services.errors import InvalidInput
+from services.core.errors import InvalidInput
 
 
 class Policy(BaseModel):
@@ -34,6 +35,17 @@ class Policy(BaseModel):
     # Children's faces change: a pupil whose newest enrolment photo is older than this
     # (days) is listed for a new one.
     reenrol_after_days: int = Field(default=365, gt=0, le=3650)
+    # IANA time zone of the organisation: a consent's expires_on day ends at midnight here.
+    timezone: str = "Europe/London"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     def retention_for(self, purpose: str) -> int:
         return self.retention_by_purpose.get(purpose.strip().lower(), self.retention_days)

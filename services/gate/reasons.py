@@ -1,0 +1,45 @@
+"""Why the gate blocks: codes with data. Words for people are made at the edge
+(services/words.py), in one place; nothing here or below parses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Every code the gate can give, with the data each carries.
+CHANNEL_DISABLED = "channel_disabled"  # channel
+VIDEO_REDACTION_UNSUPPORTED = "video_redaction_unsupported"
+SCREENING_PENDING = "screening_pending"
+SCREENING_FAILED = "screening_failed"  # error
+PURGED = "purged"
+REJECTED = "rejected"
+UNEXPECTED_STATUS = "unexpected_status"  # status
+STALE = "register_changed"  # the register changed since this was checked
+VIDEO_TRUNCATED = "video_truncated"  # frames, claimed
+PUPIL_LEFT = "pupil_left"  # pupil_id
+BIOMETRIC_ENDED = "biometric_consent_ended"  # pupil_id
+NO_CONSENT = "no_consent"  # pupil_id, channel
+CONSENT_WITHDRAWN = "consent_withdrawn"  # pupil_id, channel
+CONSENT_EXPIRED = "consent_expired"  # pupil_id, channel, expires_on
+FACES_UNKNOWN = "faces_unknown"  # count, video
+FACES_UNCERTAIN = "faces_uncertain"  # count, video, candidates (pupil ids)
+PERSONAL_DEVICE_FORBIDDEN = "personal_device_forbidden"
+PERSONAL_DEVICE_PERMISSION = "personal_device_needs_permission"  # permission_from
+SLT_APPROVAL_REQUIRED = "slt_approval_required"  # channel
+REDACTION_NEEDS_APPROVAL = "redaction_needs_approval"  # channel
+REDACTION_CHECK_FAILED = "redaction_check_failed"  # what, box, channel
+CHANGED_WHILE_PUBLISHING = "changed_while_publishing"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, **self.data}
+
+    @property
+    def pupil_id(self) -> str | None:
+        value = self.data.get("pupil_id")
+        return str(value) if value is not None else None

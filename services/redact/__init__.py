@@ -1,1 +1,0 @@
-"""Redacted copies: faces without consent for a channel, blurred beyond recognition."""

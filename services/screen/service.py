@@ -1,0 +1,240 @@
+"""Screen one medium: load it, run the face engine, save the faces.
+
+Three short transactions, so no lock is held while the engine runs: claim (queued or
+stale -> screening, noting the gallery it will use), compute, save (under the gate
+lock: screening -> screened / needs_review, noting the gallery it used). Screening is
+idempotent: a medium already decided against the current register is left alone, and
+a second delivery of the same message finds nothing to do.
+
+A screening is tied to the gallery it used. If the gallery changed while the engine
+ran, the result is saved but stays stale and the medium is screened again. Saving
+re-decides the medium's live publications at once (a held copy comes back or goes).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.clock import utcnow
+from models.db import transaction
+from models.orm import Device, Face, Media, MediaKind, MediaStatus
+from models.repositories.media import MediaRepository
+from models.repositories.organisations import OrganisationRepository
+from services.biometrics.gallery import engine_for, gallery
+from services.core.audit import SystemActor
+from services.core.audit import record as audit
+from services.core.config import Settings
+from services.core.jobs import enqueue
+from services.core.uow import lock_for_change
+from services.gate import reasons as rc
+from services.gate.decide import ConsentFacts, is_stale
+from services.takedown import service as takedown
+from storage.base import ObjectStore
+from workers.engine.imaging import decode_image
+from workers.engine.types import ScreenedFace
+
+log = logging.getLogger(__name__)
+
+SCREEN_TASK = "consentgate.screen_media"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    org_id: uuid.UUID
+    kind: str
+    key: str
+    device: str
+    gallery_version: int
+    match_epoch: int
+
+
+@dataclass(frozen=True)
+class _Found:
+    faces: list[ScreenedFace]
+    frames: int | None = None
+    flags: list[dict[str, Any]] | None = None
+
+
+def _stale(session: Session, media: Media) -> bool:
+    epoch = OrganisationRepository(session).epochs(media.org_id)[1]
+    return is_stale(media, ConsentFacts(match_epoch={media.org_id: epoch}))
+
+
+def _claim(sessions: sessionmaker[Session], media_id: uuid.UUID) -> _Claim | None:
+    with transaction(sessions) as session:
+        media = MediaRepository(session).get_for_screening(media_id)
+        if media is None:
+            return None
+        rescreen = media.status in (MediaStatus.SCREENED, MediaStatus.NEEDS_REVIEW) and _stale(
+            session, media)
+        if media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING) and not rescreen:
+            return None
+        media.status = MediaStatus.SCREENING.value
+        media.status_changed_at = utcnow()
+        media.attempts += 1
+        orgs = OrganisationRepository(session)
+        return _Claim(
+            org_id=media.org_id,
+            kind=media.kind,
+            key=media.original_key,
+            device=media.device,
+            gallery_version=orgs.gallery_version(media.org_id),
+            match_epoch=orgs.epochs(media.org_id)[1],
+        )
+
+
+def screen(
+    sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, media_id: uuid.UUID
+) -> str | None:
+    """Screen the medium; return its new status, or None if there was nothing to do."""
+    claim = _claim(sessions, media_id)
+    if claim is None:
+        return None
+    with transaction(sessions, write=False) as session:
+        faces_gallery = gallery(session, settings, claim.org_id, claim.gallery_version)
+    engine = engine_for(settings)
+    if claim.kind == MediaKind.IMAGE:
+        rgb = decode_image(store.get(claim.key), max_pixels=settings.max_image_pixels)
+        found = _Found(engine.screen_image(rgb, faces_gallery))
+    else:
+        with tempfile.TemporaryDirectory(prefix="cg-screen-") as tmp:
+            path = Path(tmp) / "video"
+            store.download(claim.key, path)
+            video = engine.screen_video(path, faces_gallery)
+        flags = None
+        if video.truncated:
+            flags = [{"code": rc.VIDEO_TRUNCATED, "frames": video.frames_decoded,
+                      "claimed": video.frames_claimed}]
+        found = _Found(video.faces, frames=video.frames_decoded, flags=flags)
+    return _save(sessions, settings, media_id, claim, found)
+
+
+def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UUID,
+          claim: _Claim, found: _Found) -> str | None:
+    with transaction(sessions) as session:
+        lock_for_change(session, claim.org_id)
+        repo = MediaRepository(session)
+        media = repo.get_for_screening(media_id)
+        if media is None or media.status != MediaStatus.SCREENING:
+            return None
+        repo.replace_faces(media, [
+            Face(
+                media_id=media.id,
+                frame=f.frame,
+                top=f.box[0], right=f.box[1], bottom=f.box[2], left=f.box[3],
+                pupil_id=uuid.UUID(f.pupil_id) if f.pupil_id else None,
+                distance=f.distance,
+                match_status=f.status,
+                candidates=[{"pupil_id": p, "distance": round(d, 4)}
+                            for p, d in f.candidates] or None,
+                track=f.track,
+            )
+            for f in found.faces
+        ])
+        unresolved = sum(1 for f in found.faces if f.status != "matched")
+        flagged = unresolved > 0 or claim.device == Device.PERSONAL or bool(found.flags)
+        status = MediaStatus.NEEDS_REVIEW if flagged else MediaStatus.SCREENED
+        orgs = OrganisationRepository(session)
+        media.status = status.value
+        media.status_changed_at = media.screened_at = utcnow()
+        media.error = None
+        media.screened_match_epoch = claim.match_epoch
+        media.screened_gallery_version = claim.gallery_version
+        media.frames_screened = found.frames
+        media.screen_flags = found.flags
+        # The gallery changed while the engine ran (an erasure, a leaver): this result
+        # may rest on a template that is gone. Keep it stale and look again.
+        media.needs_rescreen = orgs.gallery_version(claim.org_id) != claim.gallery_version
+        session.flush()
+        audit(
+            session, SystemActor("screening", claim.org_id), "media.screened",
+            f"media:{media_id}",
+            {"status": status.value, "faces": len(found.faces), "unresolved": unresolved,
+             "frames": found.frames, "flags": [f["code"] for f in found.flags or []]},
+        )
+        takedown.redecide(session, settings, SystemActor("screening", claim.org_id),
+                          claim.org_id, [media], trigger="screened again")
+        if _stale(session, media):
+            enqueue(session, SCREEN_TASK, str(media_id))
+        return status.value
+
+
+def mark_failed(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UUID,
+                error: str) -> None:
+    """Fail closed: a medium whose screening failed is blocked and goes to SLT review."""
+    with transaction(sessions) as session:
+        org_id = MediaRepository(session).org_of(media_id)
+        if org_id is None:
+            return
+        lock_for_change(session, org_id)
+        media = MediaRepository(session).get_for_screening(media_id)
+        if media is None or media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING):
+            return
+        media.status = MediaStatus.FAILED.value
+        media.error = error[:2000]
+        media.status_changed_at = utcnow()
+        session.flush()
+        audit(session, SystemActor("screening", media.org_id), "media.screening_failed",
+              f"media:{media_id}", {"error": media.error})
+        takedown.redecide(session, settings, SystemActor("screening", org_id), org_id, [media],
+                          trigger="screening failed")
+
+
+def dispatch_rescreens(sessions: sessionmaker[Session], org_id: uuid.UUID | None = None) -> int:
+    """Queue every stale medium for screening, in priority order: media with a live
+    publication first, then the review queue, then everything else within retention."""
+    with transaction(sessions) as session:
+        orgs = OrganisationRepository(session)
+        org_ids = [org_id] if org_id is not None else [o.id for o in orgs.list_all()]
+        queued = 0
+        for oid in org_ids:
+            for media_id in MediaRepository(session).stale(oid, orgs.epochs(oid)[1]):
+                enqueue(session, SCREEN_TASK, str(media_id))
+                queued += 1
+    if queued:
+        log.info("queued %d stale media for screening again", queued)
+    return queued
+
+
+@dataclass(frozen=True)
+class RescreenProgress:
+    stale: int
+    screened_with_faces: int
+
+
+def rescreen_progress(session: Session, org_id: uuid.UUID) -> RescreenProgress:
+    repo = MediaRepository(session)
+    epoch = OrganisationRepository(session).epochs(org_id)[1]
+    return RescreenProgress(stale=len(repo.stale(org_id, epoch)),
+                            screened_with_faces=repo.count_screened_with_faces(org_id))
+
+
+def sweep_stuck(sessions: sessionmaker[Session], settings: Settings,
+                now: datetime | None = None) -> int:
+    """Re-enqueue media left queued or screening too long (lost message, killed worker),
+    and every stale medium."""
+    now = now or utcnow()
+    # A medium still screening within its time limit is being worked on, not stuck.
+    screening_cutoff = now - timedelta(seconds=settings.screening_time_limit_s + 120)
+    with transaction(sessions) as session:
+        repo = MediaRepository(session)
+        stuck = repo.stuck(now - timedelta(seconds=settings.stuck_after_s), screening_cutoff)
+        for media_id in stuck:
+            media = repo.get_for_screening(media_id)
+            if media is None:
+                continue
+            # Touch the row so the next sweep waits a full interval before re-sending.
+            media.status_changed_at = utcnow()
+            enqueue(session, SCREEN_TASK, str(media_id))
+    if stuck:
+        log.warning("re-enqueued %d stuck media", len(stuck))
+    dispatch_rescreens(sessions)
+    return len(stuck)
