@@ -96,7 +96,7 @@ def database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def app_env(database: str, s3_endpoint: str) -> Iterator[None]:
     """Point the application at the test servers."""
-    from services import runtime
+    from services.core import runtime
     from storage.minio_store import MinioStore
     from tests.s3server import make_test_client
 
@@ -112,7 +112,7 @@ def app_env(database: str, s3_endpoint: str) -> Iterator[None]:
 @pytest.fixture
 def clean_db(app_env: None) -> Iterator[None]:
     """Each test starts with empty tables and an empty bucket."""
-    from services import runtime
+    from services.core import runtime
 
     for prefix in ("originals/", "references/", "published/", "derivatives/"):
         runtime.store().delete_prefix(prefix)

@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from models.orm import Media
-from services import runtime
+from services.core import runtime
 from tests.support import create_org, token
 
 
@@ -129,7 +129,7 @@ def test_bad_uploads_get_clear_errors_and_leave_nothing(client: TestClient) -> N
 
 
 def test_too_large_upload_is_refused_with_413(client: TestClient, monkeypatch) -> None:
-    from services.config import get_settings
+    from services.core.config import get_settings
 
     create_org("school-a")
     staff = token("school-a", "staff")

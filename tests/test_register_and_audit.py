@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services import runtime
+from services.core import runtime
 from services.cli import main as cli
 from tests.support import create_org, token
 

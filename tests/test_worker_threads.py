@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from services import runtime
-from services.config import get_settings
+from services.core import runtime
+from services.core.config import get_settings
 from tests.support import run_cli
 
 VAR = "CONSENTGATE_DETECTOR_THREADS"
