@@ -38,6 +38,7 @@ browser:
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 pytest: setup
 	.venv/bin/pytest

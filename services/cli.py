@@ -88,7 +88,7 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
         )
         threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
     try:
-        from services.api.app import create_app
+        from services.app import create_app
 
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
     finally:

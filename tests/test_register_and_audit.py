@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services.core import runtime
 from services.cli import main as cli
+from services.core import runtime
 from tests.support import create_org, token
 
 PUPIL = {"external_id": "UPN1", "given_name": "Sam", "family_name": "Hill", "year_group": "Y3"}

@@ -11,9 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.config import ConfigurationError
-from services.gate.reasons import Reason
-from services.words import reason_texts
-from workers.engine.errors import MediaRejected
 from services.core.errors import (
     Conflict,
     ConsentGateError,
@@ -26,6 +23,9 @@ from services.core.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from services.gate.reasons import Reason
+from services.words import reason_texts
+from workers.engine.errors import MediaRejected
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from services.core.clock import local_today
 from models.orm import Media, Publication
 from models.repositories.media import PublicationRepository
 from services.api import schemas
+from services.core.clock import local_today
 from services.core.config import Settings
+from services.core.policy import policy_of
 from services.gate.decide import (
     ChannelDecision,
     ConsentFacts,
@@ -16,7 +17,6 @@ from services.gate.decide import (
     face_status,
     load_facts,
 )
-from services.core.policy import policy_of
 from services.takedown.service import public_url
 from services.words import reason_texts
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from models.db import after_commit
+from services.core.celery_app import app
 
 
 def enqueue(session: Session, task_name: str, *args: str) -> None:
     def send() -> None:
-        from workers.celery_app import app
-
         app.send_task(task_name, args=list(args))
 
     after_commit(session, send)

@@ -39,9 +39,11 @@ def _add(session: Session, org_id: Any, kind: str, payload: dict[str, Any]) -> N
         attempts=0, created_at=utcnow(), next_attempt_at=utcnow(),
     ))
     item_id = item.id
+    # The same database as the change (whatever the process's default is).
+    sessions = sessionmaker(bind=session.get_bind(), expire_on_commit=False)
 
     def attempt() -> None:
-        run_items(runtime.sessions(), runtime.store(), [item_id])
+        run_items(sessions, runtime.store(), [item_id])
 
     after_commit(session, attempt)
 

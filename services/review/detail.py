@@ -28,6 +28,7 @@ from models.repositories.media import PublicationRepository
 from models.repositories.pupils import PupilRepository
 from models.repositories.review import ReviewRepository
 from services.core.auth import Principal
+from services.core.policy import Policy, policy_of
 from services.gate.decide import (
     ChannelDecision,
     ConsentFacts,
@@ -36,7 +37,6 @@ from services.gate.decide import (
     face_status,
     load_facts,
 )
-from services.core.policy import Policy, policy_of
 from services.gate.media import get_media
 from services.gate.rules import consent_in_force
 from services.review.service import review_queue

@@ -26,8 +26,8 @@ from models.orm import Channel, Face, Media, MediaKind, MediaStatus, Role
 from models.repositories.review import ReviewRepository
 from services.core.auth import Principal
 from services.core.config import Settings
-from services.gate.decide import load_facts
 from services.core.errors import Gone, NotFound
+from services.gate.decide import load_facts
 from services.gate.media import get_media
 from services.publish.redact import blur_regions, faces_to_blur, grow
 from services.register.service import get_pupil

@@ -116,15 +116,16 @@ def redecide(
     return taken
 
 
-def redecide_for_pupil(session: Session, settings: Settings, who: Principal | SystemActor, org_id: uuid.UUID, pupil_id: uuid.UUID,
-                       *, trigger: str) -> int:
+def redecide_for_pupil(session: Session, settings: Settings, who: Principal | SystemActor,
+                       org_id: uuid.UUID, pupil_id: uuid.UUID, *, trigger: str) -> int:
     """Every live copy of a medium this pupil is matched in or a candidate for."""
     lock_for_change(session, org_id)
     media = MediaRepository(session).media_matching_pupil(org_id, pupil_id)
     return redecide(session, settings, who, org_id, media, trigger=trigger)
 
 
-def take_down_all(session: Session, settings: Settings, who: Principal | SystemActor, media: Media, reason: str) -> int:
+def take_down_all(session: Session, settings: Settings, who: Principal | SystemActor,
+                  media: Media, reason: str) -> int:
     """Every live copy of one medium (reject, purge, unpublish of every channel)."""
     lock_for_change(session, media.org_id)
     live = PublicationRepository(session).active_for_media([media.id])
@@ -133,7 +134,8 @@ def take_down_all(session: Session, settings: Settings, who: Principal | SystemA
     return len(live)
 
 
-def recheck_organisation(session: Session, settings: Settings, org_id: uuid.UUID, *, today: date | None = None) -> int:
+def recheck_organisation(session: Session, settings: Settings, org_id: uuid.UUID, *,
+                         today: date | None = None) -> int:
     repo = TakedownRepository(session)
     lock_for_change(session, org_id)
     media = repo.media_with_faces(repo.live_media_ids(org_id))
@@ -141,7 +143,8 @@ def recheck_organisation(session: Session, settings: Settings, org_id: uuid.UUID
                     media, trigger="periodic consent check", today=today)
 
 
-def recheck_all(sessions: sessionmaker[Session], settings: Settings, *, today: date | None = None) -> int:
+def recheck_all(sessions: sessionmaker[Session], settings: Settings, *,
+                today: date | None = None) -> int:
     """The sweeper that tells the pipeline about what the serve-time gate already blocks
     (expiry above all). One transaction per organisation, so one school's failure does
     not hold up another's takedowns."""
@@ -212,7 +215,8 @@ class DecisionCache:
 decisions = DecisionCache()
 
 
-def servable(sessions: sessionmaker[Session], settings: Settings, publication_id: uuid.UUID, suffix: str) -> Servable:
+def servable(sessions: sessionmaker[Session], settings: Settings, publication_id: uuid.UUID,
+             suffix: str) -> Servable:
     """What the public URL may send now. Raises NotFound, Gone (taken down, now or
     before) or Held (being re-checked)."""
     with transaction(sessions, write=False) as session:

@@ -8,10 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from services.api.deps import SignInNeeded
 from services.api.errors import status_for
 from services.core.errors import ConsentGateError, Unauthenticated
 from services.web import routes
-from services.web.deps import SignInNeeded
 
 _NOT_PAGES = ("/api/", "/public/", "/static/", "/docs", "/redoc", "/openapi", "/healthz")
 

@@ -31,31 +31,33 @@ from models.orm import (
 from models.repositories.audit import AuditRepository
 from models.repositories.media import MediaRepository
 from models.repositories.pupils import PupilRepository
-from services.api.deps import SessionDep, SettingsDep, StoreDep
-from services.api.errors import status_for
-from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
-from services.core.auth import Principal
-from services.gate.decide import decide_media
-from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
-from services.core.policy import policy_of
-from services.core import runtime
-from services.gate.reasons import Reason
-from services.publish import service as publishing
-from services.takedown import service as takedown
-from services.register import service as register
-from services.gate.rules import biometric_is_current, consent_in_force
-from services.review import decisions, detail, images
-from services.upload.service import UploadForm, accept_upload
-from services.web import session as websession
-from services.web import words
-from services.web.deps import (
+from services.api import websession
+from services.api.deps import (
     COOKIE,
     SIGNIN_COOKIE,
     OptionalUser,
     PageUser,
     PostingUser,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
     same_origin,
 )
+from services.api.errors import status_for
+from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
+from services.core import runtime
+from services.core.auth import Principal
+from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
+from services.core.policy import policy_of
+from services.gate.decide import decide_media
+from services.gate.reasons import Reason
+from services.gate.rules import biometric_is_current, consent_in_force
+from services.publish import service as publishing
+from services.register import service as register
+from services.review import decisions, detail, images
+from services.takedown import service as takedown
+from services.upload.service import UploadForm, accept_upload
+from services.web import words
 
 router = APIRouter(include_in_schema=False)
 

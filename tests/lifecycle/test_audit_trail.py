@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from models.clock import utcnow
-from services.core import runtime
 from services.cli import main as cli
+from services.core import runtime
 from tests.flow import put_consent
 from tests.lifecycle.support import (
     eventually,

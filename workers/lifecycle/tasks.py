@@ -7,13 +7,12 @@ import uuid
 
 from celery import Task
 
-from services.core import runtime
+from services.core import outbox, runtime
+from services.core.celery_app import app
 from services.core.config import get_settings
 from services.lifecycle import retention
-from services.core import outbox
 from services.takedown import service as takedown
 from services.takedown import webhooks
-from workers.celery_app import app
 
 
 @app.task(

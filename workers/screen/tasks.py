@@ -10,11 +10,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from services.core import runtime
+from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.errors import ConsentGateError, TransientError
-from workers.celery_app import app
-from workers.engine.errors import MediaRejected
 from services.screen import service
+from workers.engine.errors import MediaRejected
 
 log = logging.getLogger(__name__)
 

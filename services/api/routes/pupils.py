@@ -14,8 +14,8 @@ from services.api import schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
 from services.core.errors import TooLarge
 from services.core.policy import policy_of
-from services.register import service as register
 from services.gate.rules import biometric_is_current, consent_in_force
+from services.register import service as register
 
 router = APIRouter(prefix="/api/v1/pupils", tags=["consent register"])
 

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Response, status
 from models.orm import Channel, ReviewDecision
 from services.api import present
 from services.api import review_schemas as schemas
-from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
 from services.review import decisions, images
 from services.review.detail import ReviewView, review_view
-from services.web.deps import Viewer
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 

@@ -9,10 +9,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from services.core import runtime
 from services.api import errors
 from services.api.errors import error_body
 from services.api.routes import lifecycle, media, public, pupils, review
+from services.core import runtime
 from services.core.config import get_settings
 from services.web import install as install_web_pages
 
