@@ -161,14 +161,10 @@ def cut_faces(faces: Path, engine: FaceEngine | None = None) -> list[FaceCut]:
     for spec in SOURCES:
         rgb = decode_image((faces / spec.path).read_bytes(), max_pixels=MAX_PIXELS)
         if spec.path not in found_in:
-            found = engine.find_faces(rgb, rotations=False).faces
-            # Detections of rotation 0 are in the photo's own pixels.
+            # The first pass alone: the cuts (and so the whole synthetic set) must not
+            # change when the engine's later passes do.
             dets = sorted(
-                (
-                    f.detection
-                    for f in found
-                    if f.rotation == 0 and f.height_px >= EngineConfig().min_face_px
-                ),
+                (d for d in engine.first_pass(rgb) if d.height >= EngineConfig().min_face_px),
                 key=lambda d: d.x1,
             )
             found_in[spec.path] = [(d.x1, d.y1, d.x2, d.y2) for d in dets]
@@ -750,6 +746,110 @@ def generate(
             small, small_truth = downscale(image, truth, 0.5, f"{spec.name}_half")
             paths.append(_save(out, small, small_truth))
     return paths
+
+
+# ------------------------------------------------------------------ large photos and clips
+
+
+def paste(canvas: FloatArray, cut: FaceCut, height: float, cx: float, cy: float) -> Box:
+    """Paste ``cut`` (not mirrored) into the float canvas in place, face height ``height``
+    centred on (cx, cy); returns the pasted face box (top, right, bottom, left), clipped."""
+    p = Placed(cut, height, 0, 0, height / cut.face_height, False, 1.0, 0.0, "class")
+    bx1, by1, bx2, by2 = p.face_box()
+    p = replace(p, x=round(cx - (bx1 + bx2) / 2), y=round(cy - (by1 + by2) / 2))
+    h, w = canvas.shape[:2]
+    rgb_s, alpha_s = _scaled_cut(p)
+    win = _window(p.x, p.y, alpha_s.shape[1], alpha_s.shape[0], w, h)
+    if win is not None:
+        wy, wx, sy, sx = win
+        a = alpha_s[sy, sx][:, :, None]
+        canvas[wy, wx] = canvas[wy, wx] * (1 - a) + rgb_s[sy, sx] * a
+    x1, y1, x2, y2 = _clip_box(p.face_box(), w, h)
+    return (y1, x2, y2, x1)
+
+
+def large_background(rng: np.random.Generator, width: int, height: int, *, busy: bool) -> FloatArray:
+    """A plain or busy backdrop (as for the class photos) stretched to width x height,
+    with fresh pixel noise so the detector sees no smooth upscaling artefacts."""
+    base = busy_background(rng)[1] if busy else plain_background(rng)
+    big = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    out: FloatArray = big + rng.normal(0, 3.0, big.shape).astype(np.float32)
+    return out
+
+
+def large_photo(
+    cuts: Sequence[FaceCut],
+    rng: np.random.Generator,
+    *,
+    small_heights: Sequence[float],
+    width: int = 4000,
+    height: int = 3000,
+    large_height: float = 600.0,
+    busy: bool = True,
+) -> tuple[RGBImage, Box, list[Box]]:
+    """A 12 MP photo (by default) with one large face and small strangers at the given
+    heights scattered where they overlap nothing; returns (image, large face box, small
+    face boxes in the order of ``small_heights``)."""
+    canvas = large_background(rng, width, height, busy=busy)
+    big = next(c for c in cuts if c.enrolled)
+    large = paste(canvas, big, large_height, width * 0.3, height * 0.5)
+    strangers = [c for c in cuts if not c.enrolled]
+    taken = [(large[3] - 250, large[0] - 350, large[1] + 250, large[2] + 250)]
+    boxes: list[Box] = []
+    for k, face_h in enumerate(small_heights):
+        cut = strangers[k % len(strangers)]
+        for _ in range(1000):
+            cx = float(rng.uniform(60, width - 60))
+            cy = float(rng.uniform(60, height - 60))
+            r = face_h * 2.5
+            rect = (cx - r, cy - r, cx + r, cy + r)
+            if not any(_overlaps(rect, t) for t in taken):
+                break
+        taken.append(rect)
+        boxes.append(paste(canvas, cut, face_h, cx, cy))
+    image = np.asarray(np.clip(canvas, 0, 255), dtype=np.uint8)
+    return image, large, boxes
+
+
+def write_clip(
+    path: Path,
+    cut_a: FaceCut,
+    cut_b: FaceCut,
+    *,
+    b_frames: Sequence[int],
+    size: tuple[int, int] = (640, 360),
+    fps: float = 30.0,
+    frames: int = 90,
+    fourcc: str = "mp4v",
+    height_a: float | None = None,
+    height_b: float | None = None,
+    seed: int = 0,
+) -> dict[int, tuple[Box | None, Box | None]]:
+    """A generated clip: person A in every frame, drifting slowly; person B only in
+    ``b_frames``. Returns per frame (A's box, B's box or None). Raises RuntimeError if
+    OpenCV cannot write ``fourcc``."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {fourcc} to {path.suffix}")
+    rng = np.random.default_rng(seed)
+    background = large_background(rng, w, h, busy=False)
+    ha = height_a or h * 0.3
+    hb = height_b or h * 0.25
+    wanted_b = set(b_frames)
+    truth: dict[int, tuple[Box | None, Box | None]] = {}
+    try:
+        for i in range(frames):
+            canvas = background.copy()
+            # A sways 40 px left and right over the clip; B stands still on the right.
+            box_a = paste(canvas, cut_a, ha, w * 0.3 + 40 * math.sin(i / 15), h * 0.45)
+            box_b = paste(canvas, cut_b, hb, w * 0.72, h * 0.5) if i in wanted_b else None
+            frame = np.asarray(np.clip(canvas, 0, 255), dtype=np.uint8)
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # BGR
+            truth[i] = (box_a, box_b)
+    finally:
+        writer.release()
+    return truth
 
 
 def main() -> None:

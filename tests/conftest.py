@@ -142,7 +142,7 @@ def celery_worker(app_env: None) -> Iterator[None]:
 
 @pytest.fixture
 def client(clean_db: None) -> Iterator[TestClient]:
-    from services.api.app import create_app
+    from services.app import create_app
 
     with TestClient(create_app()) as test_client:
         yield test_client

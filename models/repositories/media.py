@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, String, and_, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload

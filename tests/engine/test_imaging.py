@@ -23,8 +23,8 @@ import numpy.typing as npt
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
-from services.errors import TooLarge, Undecodable, UnsupportedMediaType
 from workers.engine import imaging
+from workers.engine.errors import MediaTooLarge, UndecodableMedia, UnsupportedMedia
 from workers.engine.imaging import (
     ImageInfo,
     MediaKind,
@@ -182,7 +182,7 @@ def _zip_bytes() -> bytes:
     ids=lambda value: value if isinstance(value, str) else None,
 )
 def test_sniff_refuses_other_types_and_says_what_is_accepted(head: bytes, named_as: str) -> None:
-    with pytest.raises(UnsupportedMediaType) as caught:
+    with pytest.raises(UnsupportedMedia) as caught:
         sniff(head[: imaging.SNIFF_BYTES])
 
     message = caught.value.message
@@ -510,13 +510,13 @@ def png_bomb() -> bytes:
 def test_decompression_bomb_is_too_large(png_bomb: bytes, tmp_path: Path) -> None:
     assert len(png_bomb) < 1_000_000
 
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         decode_image(png_bomb, max_pixels=MAX_PIXELS)
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         read_image_info(png_bomb, max_pixels=MAX_PIXELS)
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bomb)
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         validate_upload(path, sniff(png_bomb), max_pixels=MAX_PIXELS)
 
 
@@ -529,13 +529,13 @@ def test_decompression_bomb_is_refused_without_allocating_its_pixels(
     script = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from services.errors import TooLarge\n"
+        "from workers.engine.errors import MediaTooLarge\n"
         "from workers.engine.imaging import decode_image\n"
         "data = Path(sys.argv[1]).read_bytes()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         "    decode_image(data, max_pixels=10**12)\n"
-        "except TooLarge:\n"
+        "except MediaTooLarge:\n"
         "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     )
     result = subprocess.run(
@@ -557,9 +557,9 @@ def test_image_pillow_only_warns_about_is_still_too_large() -> None:
     # below twice that, where it refuses. A generous max_pixels must not let it through.
     data = png_1_bit_blank(10_000)
 
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         decode_image(data, max_pixels=10**12)
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         read_image_info(data, max_pixels=10**12)
 
 
@@ -567,9 +567,9 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
     data = encode(Image.new("RGB", (100, 100)), "PNG")
 
     assert decode_image(data, max_pixels=10_000).shape == (100, 100, 3)
-    with pytest.raises(TooLarge) as caught:
+    with pytest.raises(MediaTooLarge) as caught:
         decode_image(data, max_pixels=9_999)
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         read_image_info(data, max_pixels=9_999)
 
     assert caught.value.details["width"] == 100
@@ -582,7 +582,7 @@ def test_truncated_jpeg_is_undecodable_but_its_header_still_reads() -> None:
     data = jpeg(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
     truncated = data[: len(data) // 2]
 
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         decode_image(truncated, max_pixels=MAX_PIXELS)
     # read_image_info is header-only by design; validate_upload is what catches this.
     assert read_image_info(truncated, max_pixels=MAX_PIXELS).width == 300
@@ -591,7 +591,7 @@ def test_truncated_jpeg_is_undecodable_but_its_header_still_reads() -> None:
 def test_corrupt_png_is_undecodable() -> None:
     data = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + b"garbage" * 20
 
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         decode_image(data, max_pixels=MAX_PIXELS)
 
 
@@ -606,12 +606,12 @@ def test_corrupt_png_is_undecodable() -> None:
     ids=["gif", "pdf", "text", "empty"],
 )
 def test_decode_image_refuses_types_we_do_not_accept(data: bytes) -> None:
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedMedia):
         decode_image(data, max_pixels=MAX_PIXELS)
 
 
 def test_decode_image_refuses_a_video() -> None:
-    with pytest.raises(UnsupportedMediaType, match="video"):
+    with pytest.raises(UnsupportedMedia, match="video"):
         decode_image(ftyp(b"isom", b"isom", b"mp41"), max_pixels=MAX_PIXELS)
 
 
@@ -840,11 +840,11 @@ def garbage_mp4(tmp_path: Path) -> Path:
 def test_mp4_with_garbage_body_is_undecodable(garbage_mp4: Path) -> None:
     assert sniff(garbage_mp4.read_bytes()).mime == "video/mp4"
 
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         probe_video(garbage_mp4)
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         list(sample_video_frames(garbage_mp4, fps=2.0))
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         validate_upload(garbage_mp4, sniff(garbage_mp4.read_bytes()), max_pixels=MAX_PIXELS)
 
 
@@ -853,9 +853,9 @@ def test_video_functions_refuse_a_photo(tmp_path: Path) -> None:
     path = tmp_path / "photo.mp4"
     path.write_bytes(encode(Image.fromarray(scene()), "PNG"))
 
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedMedia):
         probe_video(path)
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedMedia):
         next(sample_video_frames(path, fps=2.0))
 
 
@@ -879,7 +879,7 @@ def test_validate_upload_catches_a_truncated_photo(tmp_path: Path) -> None:
     path = tmp_path / "upload"
     path.write_bytes(data[: len(data) // 2])
 
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         validate_upload(path, sniff(data), max_pixels=MAX_PIXELS)
 
 
@@ -891,7 +891,7 @@ def test_validate_upload_returns_video_info_for_a_good_video(mp4: Path) -> None:
 
 
 def test_validate_upload_applies_the_pixel_limit_to_video_frames(mp4: Path) -> None:
-    with pytest.raises(TooLarge):
+    with pytest.raises(MediaTooLarge):
         validate_upload(mp4, sniff(mp4.read_bytes()), max_pixels=64 * 48 - 1)
 
 
@@ -902,5 +902,5 @@ def test_truncated_jpeg_stays_undecodable_after_face_recognition_is_imported() -
 
     rng = np.random.default_rng(2)
     data = jpeg(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
-    with pytest.raises(Undecodable):
+    with pytest.raises(UndecodableMedia):
         decode_image(data[: len(data) // 2], max_pixels=MAX_PIXELS)

@@ -240,3 +240,54 @@ def test_cache_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def test_too_close_to_call_lists_both_pupils_as_candidates_nearest_first() -> None:
+    # ann at 0.3, bob at 0.35 (both within threshold, gap 0.05 < margin), cat at 1.0.
+    gallery = Gallery.from_entries(
+        [entry("ann"), entry("bob", (0, 0.65)), entry("cat", (0, 1.3))]
+    )
+    (decision,) = gallery.decide(vec((0, 0.3)), threshold=T, margin=M)
+    assert (decision.status, decision.pupil_id) == ("uncertain", None)
+    assert [pid for pid, _ in decision.candidates] == ["ann", "bob"]
+    assert [d for _, d in decision.candidates] == pytest.approx([0.3, 0.35])
+    assert decision.distance == pytest.approx(0.3)
+
+
+def test_unknown_face_lists_pupils_just_beyond_the_threshold() -> None:
+    # Nobody within 0.5, but ann is within 0.5 + 0.1; bob is not.
+    gallery = Gallery.from_entries([entry("ann"), entry("bob", (0, 1.25))])
+    (decision,) = gallery.decide(vec((0, -0.55)), threshold=T, margin=M)
+    assert decision.status == "unknown" and decision.pupil_id is None
+    assert [pid for pid, _ in decision.candidates] == ["ann"]
+    (far,) = gallery.decide(vec((1, 2.0)), threshold=T, margin=M)
+    assert far.status == "unknown" and far.candidates == ()
+
+
+def test_candidates_use_each_pupils_nearest_template_and_hold_no_encoding() -> None:
+    gallery = Gallery.from_entries(
+        [entry("ann", (0, 2.0)), entry("ann", (0, 0.1)), entry("bob", (0, 0.2))]
+    )
+    (decision,) = gallery.decide(vec((0, 0.15)), threshold=T, margin=M)
+    assert decision.status == "uncertain"
+    assert decision.candidates == (("ann", pytest.approx(0.05)), ("bob", pytest.approx(0.05)))
+    for pid, distance in decision.candidates:
+        assert isinstance(pid, str) and isinstance(distance, float)
+
+
+def test_matched_faces_have_no_candidates_and_match_agrees_with_decide() -> None:
+    gallery = Gallery.from_entries([entry("ann"), entry("bob", (1, 1.0))])
+    queries = np.stack([vec((0, 0.3)), vec((1, 0.5)), vec((2, 3.0))])
+    decisions = gallery.decide(queries, threshold=0.6, margin=M)
+    assert decisions[0].status == "matched" and decisions[0].candidates == ()
+    assert gallery.match(queries, threshold=0.6, margin=M) == [d[:3] for d in decisions]
+
+
+def test_empty_gallery_and_non_finite_queries_have_no_candidates() -> None:
+    assert Gallery.from_entries([]).decide(vec(), threshold=T, margin=M)[0].candidates == ()
+    gallery = Gallery.from_entries([entry("ann")])
+    bad = vec((0, float("nan")))
+    assert gallery.decide(bad, threshold=T, margin=M)[0] == ("uncertain", None, None, ())

@@ -1,16 +1,20 @@
-"""Linking video faces across sampled frames, and the one rule tracks add (tracks.py)."""
+"""Linking faces across consecutive video frames, and the decision of a track (tracks.py)."""
 
 from __future__ import annotations
 
-from workers.engine.tracks import apply_track_rules, link
-from workers.engine.types import Box, MatchStatus, ScreenedFace
+import cv2
+import numpy as np
 
-SAMPLED = list(range(0, 280, 14))  # every 14th frame, as the 29.97 fps clip at 2 fps
-
-
-def face(frame: int, box: Box, status: MatchStatus = "unknown",
-         pupil: str | None = None) -> ScreenedFace:
-    return ScreenedFace(box, frame, status, pupil, 0.4 if pupil else None)
+from workers.engine.match import Decision
+from workers.engine.tracks import (
+    MAX_GAP,
+    Tracker,
+    appearance,
+    decide_track,
+    frame_signature,
+    is_cut,
+)
+from workers.engine.types import Box
 
 
 def at(x: int, y: int, h: int = 100) -> Box:
@@ -18,48 +22,104 @@ def at(x: int, y: int, h: int = 100) -> Box:
     return (y, x + int(0.8 * h), y + h, x)
 
 
-def test_a_face_moving_between_samples_is_one_track_and_a_second_face_another() -> None:
-    faces = [
-        face(0, at(100, 100)), face(0, at(400, 120)),
-        face(14, at(130, 110)), face(14, at(400, 125)),  # the first moved 30 px
-        face(28, at(200, 60)),  # and again, 80 px; the second is not seen in this frame
-        face(42, at(405, 118)),  # the second again, one sampled frame later
-    ]
-    tracks = link(faces, SAMPLED)
-    assert tracks[0] == tracks[2] == tracks[4]
-    assert tracks[1] == tracks[3] == tracks[5]
-    assert tracks[0] != tracks[1]
+def look(hue: int) -> np.ndarray:
+    """The appearance histogram of a face box filled with one saturated colour."""
+    hsv = np.full((100, 80, 3), (hue, 200, 200), np.uint8)
+    rgb = np.ascontiguousarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+    return appearance(rgb, (0, 80, 100, 0))
 
 
-def test_a_face_gone_for_long_or_far_away_starts_a_new_track() -> None:
-    faces = [face(0, at(100, 100)), face(56, at(100, 100)), face(70, at(600, 100)),
-             face(84, at(600, 100, h=300))]
-    tracks = link(faces, SAMPLED)
-    # Gone for three sampled frames; then 500 px away; then three times the size.
-    assert len(set(tracks)) == 4
+SKIN, BLUE = look(10), look(110)
 
 
-def test_a_face_matched_to_two_pupils_is_uncertain_in_every_frame() -> None:
-    faces = [face(0, at(100, 100), "matched", "amy"), face(14, at(110, 100), "matched", "bea"),
-             face(28, at(120, 100), "matched", "amy"), face(28, at(500, 100), "matched", "cat")]
-    out, conflicts = apply_track_rules(faces, SAMPLED)
-    assert conflicts == 1
-    assert [(f.status, f.pupil_id) for f in out] == [
-        ("uncertain", None), ("uncertain", None), ("uncertain", None), ("matched", "cat")]
-    assert [f.box for f in out] == [f.box for f in faces]
-    assert [f.frame for f in out] == [0, 14, 28, 28]
+def run(tracker: Tracker, frames: list[list[tuple[Box, np.ndarray]]]) -> list[list[int]]:
+    out = []
+    for index, faces in enumerate(frames):
+        ids, _ended = tracker.add_frame(index, [b for b, _ in faces], [v for _, v in faces])
+        out.append(ids)
+    return out
 
 
-def test_matched_frames_of_a_track_also_seen_unknown_keep_their_pupil() -> None:
-    # The unknown frame blocks the video by itself; the matched frames must keep the pupil
-    # so that the pupil's own consent still decides and SLT cannot clear them.
-    faces = [face(0, at(100, 100), "matched", "amy"), face(14, at(105, 100), "unknown"),
-             face(28, at(110, 100), "uncertain")]
-    out, conflicts = apply_track_rules(faces, SAMPLED)
-    assert conflicts == 0
-    assert out == faces
+def test_a_face_moving_frame_by_frame_is_one_track_and_a_second_face_another() -> None:
+    frames = [[(at(100 + 6 * i, 100), SKIN), (at(400, 120 + i), SKIN)] for i in range(30)]
+    ids = run(Tracker(), frames)
+    assert {row[0] for row in ids} == {0}
+    assert {row[1] for row in ids} == {1}
 
 
-def test_no_faces_no_tracks() -> None:
-    assert link([], SAMPLED) == []
-    assert apply_track_rules([], SAMPLED) == ([], 0)
+def test_a_face_missed_for_a_few_frames_keeps_its_track_but_not_for_longer() -> None:
+    box = at(100, 100)
+    frames: list[list[tuple[Box, np.ndarray]]] = [[(box, SKIN)]] + [[]] * MAX_GAP + [[(box, SKIN)]]
+    assert [row for row in run(Tracker(), frames) if row] == [[0], [0]]
+    frames = [[(box, SKIN)]] + [[]] * (MAX_GAP + 1) + [[(box, SKIN)]]
+    assert [row for row in run(Tracker(), frames) if row] == [[0], [1]]
+
+
+def test_a_jump_a_size_change_or_a_different_look_starts_a_new_track() -> None:
+    for second in [(at(300, 100), SKIN), (at(100, 100, h=140), SKIN), (at(100, 100), BLUE)]:
+        ids = run(Tracker(), [[(at(100, 100), SKIN)], [second]])
+        assert ids == [[0], [1]], second
+
+
+def test_a_cut_ends_every_track() -> None:
+    tracker = Tracker()
+    tracker.add_frame(0, [at(100, 100)], [SKIN])
+    assert tracker.cut() == [0]
+    ids, _ = tracker.add_frame(1, [at(100, 100)], [SKIN])
+    assert ids == [1]
+
+
+def test_ambiguous_links_split_rather_than_guess() -> None:
+    # Two faces that could both continue one track: neither does, and it ends.
+    tracker = Tracker()
+    tracker.add_frame(0, [at(100, 100)], [SKIN])
+    ids, ended = tracker.add_frame(1, [at(90, 100), at(125, 100)], [SKIN, SKIN])
+    assert ids == [1, 2] and ended == [0]
+    # One face that could continue either of two tracks: it starts a third.
+    tracker = Tracker()
+    tracker.add_frame(0, [at(100, 100), at(170, 100)], [SKIN, SKIN])
+    ids, ended = tracker.add_frame(1, [at(135, 100)], [SKIN])
+    assert ids == [2] and ended == [0, 1]
+
+
+def test_cuts_are_told_from_motion() -> None:
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    moved = np.roll(scene, 4, axis=1)
+    other = np.full((360, 640, 3), 30, np.uint8)
+    assert not is_cut(frame_signature(scene), frame_signature(moved))
+    assert is_cut(frame_signature(scene), frame_signature(other))
+
+
+def matched(pupil: str, d: float = 0.3) -> Decision:
+    return Decision("matched", pupil, d, ())
+
+
+def test_a_track_is_matched_only_when_every_look_agrees() -> None:
+    out = decide_track([matched("amy", 0.3), matched("amy", 0.25)], judgeable=True,
+                       gallery_empty=False)
+    assert (out.status, out.pupil_id, out.distance, out.candidates) == (
+        "matched", "amy", 0.25, ())
+
+
+def test_two_pupils_in_one_track_make_it_uncertain_with_both_as_candidates() -> None:
+    out = decide_track([matched("amy", 0.3), matched("bea", 0.35)], judgeable=True,
+                       gallery_empty=False)
+    assert (out.status, out.pupil_id) == ("uncertain", None)
+    assert out.candidates == (("amy", 0.3), ("bea", 0.35))
+
+
+def test_matched_once_and_unknown_once_is_uncertain_and_keeps_the_pupil_as_candidate() -> None:
+    unknown = Decision("unknown", None, 0.52, (("amy", 0.52),))
+    out = decide_track([matched("amy", 0.4), unknown], judgeable=True, gallery_empty=False)
+    assert (out.status, out.pupil_id, out.candidates) == ("uncertain", None, (("amy", 0.4),))
+
+
+def test_unknown_throughout_unjudgeable_and_empty_gallery() -> None:
+    unknown = Decision("unknown", None, 0.8, ())
+    assert decide_track([unknown, unknown], judgeable=True, gallery_empty=False).status == (
+        "unknown")
+    assert decide_track([], judgeable=False, gallery_empty=False).status == "uncertain"
+    assert decide_track([], judgeable=False, gallery_empty=True).status == "uncertain"
+    assert decide_track([], judgeable=True, gallery_empty=True).status == "unknown"
+    assert decide_track([], judgeable=True, gallery_empty=False).status == "uncertain"

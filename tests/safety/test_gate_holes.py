@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from models import clock
 from models.clock import utcnow
+from models.repositories.media import MediaRepository
 from services.core import outbox, runtime
 from services.core.config import get_settings
 from services.screen import service as screening
@@ -125,7 +126,8 @@ def test_a_face_unknown_before_a_pupil_was_enrolled_cannot_be_cleared_until_chec
     photo = sorted((faces / "enrol" / "obama").iterdir())[0]
     assert client.post(f"/api/v1/pupils/{pupil}/reference-photos", headers=school["slt"],
                        files={"file": (photo.name, photo.read_bytes())}).status_code == 201
-    face_id = client.get(f"/api/v1/review/{media_id}", headers=school["slt"]).json()["faces"][0]["id"]
+    review = client.get(f"/api/v1/review/{media_id}", headers=school["slt"]).json()
+    face_id = review["faces"][0]["id"]
     r = client.post(f"/api/v1/media/{media_id}/decisions", headers=school["slt"], json={
         "kind": "approve", "channels": ["website"], "cleared_faces": [face_id],
         "justification": "An adult volunteer who agreed to be photographed"})
@@ -170,8 +172,6 @@ def test_a_face_close_to_two_pupils_cannot_be_cleared_and_either_withdrawal_find
             "SELECT count(*) FROM faces WHERE candidates::text LIKE :b"), {"b": f"%{b}%"}
         ).scalar_one()
     assert found == 1
-    from models.repositories.media import MediaRepository
-
     with runtime.sessions()() as session:
         org = session.execute(text("SELECT id FROM organisations")).scalar_one()
         ids = [m.id for m in MediaRepository(session).media_matching_pupil(org, uuid.UUID(b))]

@@ -34,6 +34,8 @@ _SIDE_MULTIPLE = 32
 _INPUT = "input.1"
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale, offset, landmarks
 NMS_IOU = 0.3
+# Source px from an interior tile edge within which a tiled detection counts as cut.
+_CUT_EDGE_PX = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +252,25 @@ class CenterFace:
         ]
 
     def detect_tiled(
-        self, rgb: RGBImage, *, scale: float, threshold: float, tile: int, overlap: int
+        self,
+        rgb: RGBImage,
+        *,
+        scale: float,
+        threshold: float,
+        tile: int,
+        overlap: int,
+        drop_cut: bool = False,
     ) -> list[Detection]:
         """As ``detect`` but in overlapping tiles of ``tile`` px (in scaled pixels).
 
         Bounds memory and latency for large upsampled inputs. A face larger than
         ``overlap`` can be cut by every tile; callers use this only for small faces,
         large ones being found by a pass at lower resolution.
+
+        ``drop_cut`` drops detections reaching a tile edge that is not the image's
+        border. Such a detection is a fragment (a chin, half a large face) cut by the
+        tile; a face smaller than the overlap lies wholly inside a neighbouring tile
+        and is found there.
         """
         h, w = rgb.shape[:2]
         src_tile = max(1, round(tile / scale))
@@ -266,9 +280,16 @@ class CenterFace:
         for y0 in _tile_starts(h, src_tile, step):
             for x0 in _tile_starts(w, src_tile, step):
                 part = np.ascontiguousarray(rgb[y0 : y0 + src_tile, x0 : x0 + src_tile])
-                found.extend(
-                    d.shifted(x0, y0) for d in self.detect(part, scale=scale, threshold=threshold)
-                )
+                ph, pw = part.shape[:2]
+                for d in self.detect(part, scale=scale, threshold=threshold):
+                    if drop_cut and (
+                        (x0 > 0 and d.x1 < _CUT_EDGE_PX)
+                        or (y0 > 0 and d.y1 < _CUT_EDGE_PX)
+                        or (x0 + pw < w and d.x2 > pw - _CUT_EDGE_PX)
+                        or (y0 + ph < h and d.y2 > ph - _CUT_EDGE_PX)
+                    ):
+                        continue
+                    found.append(d.shifted(x0, y0))
         return nms(found, NMS_IOU)
 
 
@@ -298,21 +319,25 @@ def _decode(
     x1 = cx - box_w / 2
     y1 = cy - box_h / 2
     scores = hm[ys, xs].astype(np.float64)
-    lm = marks[0][:, ys, xs].astype(np.float64)  # (10, n): y0, x0, y1, x1, ...
-    lm_x = lm[1::2] * box_w + x1
-    lm_y = lm[0::2] * box_h + y1
-    dets = [
+    boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1)
+    # Suppress on the arrays, then build objects only for the survivors: a face lights
+    # up many heatmap cells, and one Detection per cell was most of the Python time.
+    keep = nms_indices(boxes, scores, NMS_IOU)
+    lm = marks[0][:, ys[keep], xs[keep]].astype(np.float64)  # (10, k): y0, x0, y1, x1, ...
+    kx1, ky1 = x1[keep], y1[keep]
+    lm_x = lm[1::2] * box_w[keep] + kx1
+    lm_y = lm[0::2] * box_h[keep] + ky1
+    return [
         Detection(
-            float(x1[i]),
-            float(y1[i]),
-            float(x1[i] + box_w[i]),
-            float(y1[i] + box_h[i]),
+            float(boxes[i, 0]),
+            float(boxes[i, 1]),
+            float(boxes[i, 2]),
+            float(boxes[i, 3]),
             float(scores[i]),
-            np.stack([lm_x[:, i], lm_y[:, i]], axis=1),
+            np.stack([lm_x[:, j], lm_y[:, j]], axis=1),
         )
-        for i in range(ys.size)
+        for j, i in enumerate(keep)
     ]
-    return nms(dets, NMS_IOU)
 
 
 def nms(dets: list[Detection], iou_threshold: float) -> list[Detection]:

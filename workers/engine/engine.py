@@ -2,9 +2,11 @@
 
 Fail-closed rules, in order:
 
-1. Detection errs towards finding too much: a low detector threshold, and when the
-   first pass finds nothing a second, more thorough pass (upsampled, tiled, and the
-   image rotated by 90/180/270 degrees). An image is only face-free if both agree.
+1. Detection errs towards finding too much: a low detector threshold; a photo shrunk
+   for the first pass is also searched at full resolution, in tiles; and when these
+   find nothing with confidence (no score >= detect_threshold) a second, more thorough
+   pass (upsampled, tiled, and the image rotated by 90/180/270 degrees). An image is
+   only face-free if all agree.
 2. A face below the quality floor (too small, too blurred or dark, or turned too far
    away) is ``uncertain``. It is never encoded, so it can never be matched.
 3. Every other face is encoded and matched open-set (see ``match.py``): it is
@@ -16,10 +18,12 @@ Numbers behind every default below are in docs/calibration.md.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,10 +40,26 @@ from workers.engine.detect import (
     unrotate_box,
 )
 from workers.engine.encode import Encoder, frontal_ratio, sharpness, upright_turns, yaw_proxy
-from workers.engine.imaging import sample_video_frames
-from workers.engine.match import Gallery
-from workers.engine.tracks import apply_track_rules
-from workers.engine.types import Box, Encoding, EnrolmentRejected, RGBImage, ScreenedFace
+from workers.engine.imaging import VideoFrames
+from workers.engine.match import Decision, Gallery
+from workers.engine.tracks import (
+    SEGMENT_S,
+    Tracker,
+    appearance,
+    decide_track,
+    frame_signature,
+    is_cut,
+    segment_of,
+)
+from workers.engine.types import (
+    TRUNCATION_SLACK,
+    Box,
+    Encoding,
+    EnrolmentRejected,
+    RGBImage,
+    ScreenedFace,
+    VideoScreening,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +78,11 @@ class EngineConfig:
     candidate_threshold: float = 0.15
     # First pass: images are shrunk so their longer side is at most this (px).
     detect_max_side: int = 1600
+    # When the first pass shrank the image, a full-resolution pass in tiles always runs
+    # too (a face 24 px tall in a 12 MP photo is under 10 px at first-pass scale).
+    # Its detections must score at least this to be kept (`uncertain` below
+    # detect_threshold, as any other detection).
+    full_res_threshold: float = 0.15
     # Second pass (first found nothing): scale x this, capped at this many pixels, tiled.
     second_pass_upsample: float = 2.0
     second_pass_max_pixels: int = 12_000_000
@@ -74,6 +99,10 @@ class EngineConfig:
     enrol_max_yaw: float = 0.35
     enrol_min_frontal: float = 0.7
     enrol_min_score: float = 0.5
+    # Video: every decoded frame is searched with its longer side shrunk to at most this
+    # (px); keyframes, every video_keyframe_s seconds, also get the still-photo passes.
+    video_detect_max_side: int = 640
+    video_keyframe_s: float = 0.5
     # onnxruntime intra-op threads per process, for the detector and the descriptor
     # network; 0 = min(2, CPUs).
     detector_threads: int = 0
@@ -85,6 +114,9 @@ class EngineConfig:
             "detect_threshold": 0 < self.detect_threshold < 1,
             "candidate_threshold": 0 < self.candidate_threshold <= self.detect_threshold,
             "detect_max_side": self.detect_max_side >= 64,
+            "full_res_threshold": 0 < self.full_res_threshold < 1,
+            "video_detect_max_side": self.video_detect_max_side >= 64,
+            "video_keyframe_s": self.video_keyframe_s > 0,
             "second_pass_upsample": self.second_pass_upsample >= 1,
             "second_pass_max_pixels": self.second_pass_max_pixels > 0,
             "tile_side": self.tile_side >= 64,
@@ -129,6 +161,8 @@ class FoundFaces:
     # The image at each rotation the faces refer to; 0 is the input itself.
     images: dict[int, RGBImage]
     second_pass: bool
+    # Whether the tiled full-resolution pass ran (the first pass had shrunk the image).
+    full_resolution: bool = False
 
 
 _shared_lock = threading.Lock()
@@ -198,12 +232,59 @@ def _check_rgb(rgb: RGBImage) -> RGBImage:
     return rgb
 
 
+@dataclass(frozen=True, slots=True)
+class _VideoFace:
+    face: FoundFace
+    look: npt.NDArray[np.float32]
+    quality: float
+    # For a face above the quality floor: a crop around it (read-only view, see
+    # `_face_crop`) and its detection in crop pixels, to encode later without the frame.
+    crop: RGBImage | None
+    crop_detection: Detection
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameResult:
+    index: int
+    faces: list[_VideoFace]
+    signature: npt.NDArray[np.float32]
+
+
+# Crop margin around a face, in face-box sides: dlib's chip (the 5 landmarks' span plus
+# 25% padding) stays well inside, so encoding the crop equals encoding the frame.
+_CROP_MARGIN = 1.0
+
+
+def _face_crop(img: RGBImage, det: Detection) -> tuple[RGBImage, Detection]:
+    h, w = img.shape[:2]
+    side = max(det.width, det.height)
+    x0 = max(0, int(det.x1 - _CROP_MARGIN * side))
+    y0 = max(0, int(det.y1 - _CROP_MARGIN * side))
+    x1 = min(w, math.ceil(det.x2 + _CROP_MARGIN * side))
+    y1 = min(h, math.ceil(det.y2 + _CROP_MARGIN * side))
+    # A copy: the frame itself must not be kept alive by a pending crop.
+    crop = np.ascontiguousarray(img[y0:y1, x0:x1]).copy()
+    return crop, det.shifted(-x0, -y0)
+
+
+def face_quality(face: FoundFace) -> float:
+    """Rank of a face for encoding within its track: larger, sharper and more frontal is
+    better. Sharpness counts up to 100 (beyond it, no visible difference)."""
+    return (
+        face.height_px
+        * min(face.sharpness, 100.0)
+        * min(face.frontal, 1.0)
+        * max(0.0, 1.0 - abs(face.yaw))
+    )
+
+
 class FaceEngine:
     """Models load on first use and are shared by every engine in the process."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         threads = config.detector_threads or default_threads()
+        self._threads = threads
         self._detector = _shared_detector(threads)
         self._encoder = _shared_encoder(threads)
         # dlib's shape predictor and network are not documented as re-entrant.
@@ -215,12 +296,20 @@ class FaceEngine:
 
     # ---------------------------------------------------------------- detection
 
-    def find_faces(self, rgb: RGBImage, *, rotations: bool = True) -> FoundFaces:
+    def find_faces(
+        self,
+        rgb: RGBImage,
+        *,
+        rotations: bool = True,
+        known: tuple[float, list[Detection]] | None = None,
+    ) -> FoundFaces:
         """Every face, with the quality measures the gates use; no encoding.
 
         ``rotations`` allows the second pass to try the image turned by 90/180/270
         degrees. A sideways or upside-down face found by any pass is always looked
         for again in the image turned to make it upright, where it can be encoded.
+        ``known``: (scale, detections) of a detector run the caller already made on
+        this image; used as the first pass when at least as fine as it.
         """
         img = _check_rgb(rgb)
         h, w = img.shape[:2]
@@ -229,10 +318,20 @@ class FaceEngine:
             return FoundFaces([], images, second_pass=False)
         cfg = self.config
         scale = min(1.0, cfg.detect_max_side / max(h, w))
-        hits = [(d, 0) for d in self._detect(images, 0, scale)]
-        second = not hits
+        if known is not None and known[0] >= scale / 1.05:
+            hits = [(d, 0) for d in known[1]]
+        else:
+            hits = [(d, 0) for d in self._detect(images, 0, scale)]
+            if known is not None:
+                hits.extend((d, 0) for d in known[1])
+        full = scale < 1.0
+        if full:
+            hits.extend((d, 0) for d in self._full_resolution(img, [d for d, _ in hits]))
+        # Nothing found with confidence: look harder. Only weak detections (often a
+        # shirt or a hand) must not stop the search for a small real face.
+        second = not any(d.score >= cfg.detect_threshold for d, _ in hits)
         if second:
-            hits = self._second_pass(images, scale, rotations=rotations)
+            hits.extend(self._second_pass(images, 1.0 if full else scale, rotations=rotations))
         # Look again in every frame in which a face found so far would be upright,
         # until no new frame is called for (at most the three turned frames).
         searched = {0, 1, 2, 3} if second and rotations else {0}
@@ -246,7 +345,45 @@ class FaceEngine:
         hits = _merge(hits, w, h)
         faces = [self._describe(images[k], d, k, w, h) for d, k in hits]
         faces.sort(key=lambda f: (f.box[3], f.box[0]))
-        return FoundFaces(faces, images, second_pass=second)
+        return FoundFaces(faces, images, second_pass=second, full_resolution=full)
+
+    def first_pass(self, rgb: RGBImage) -> list[Detection]:
+        """The first pass alone (no full-resolution or second pass, no rotations), in the
+        image's own pixels. For tools that need boxes which do not move when the other
+        passes change (bench/synth.py cuts its faces with it)."""
+        img = _check_rgb(rgb)
+        scale = min(1.0, self.config.detect_max_side / max(img.shape[:2]))
+        return self._detector.detect(img, scale=scale, threshold=self.config.candidate_threshold)
+
+    def _full_resolution(self, img: RGBImage, first: list[Detection]) -> list[Detection]:
+        """The image at its own size in overlapping tiles: faces too small for the shrunk
+        first pass. Faces larger than the tile overlap may be cut by every tile; those
+        are the first pass's to find, so fragments cut by a tile edge are dropped, and
+        so is anything mostly inside a face the first pass found at twice its height
+        or more (an eye or a mouth of a large face; a face is never inside a face)."""
+        cfg = self.config
+        found = self._detector.detect_tiled(
+            img,
+            scale=1.0,
+            threshold=cfg.full_res_threshold,
+            tile=cfg.tile_side,
+            overlap=cfg.tile_overlap,
+            drop_cut=True,
+        )
+        big = [
+            np.array([d.x1, d.y1, d.x2, d.y2])
+            for d in first
+            if d.score >= cfg.detect_threshold
+        ]
+        return [
+            d
+            for d in found
+            if not any(
+                _covered(np.array([d.x1, d.y1, d.x2, d.y2]), b) >= 0.5
+                and b[3] - b[1] >= 2 * d.height
+                for b in big
+            )
+        ]
 
     def _detect(self, images: dict[int, RGBImage], k: int, scale: float) -> list[Detection]:
         if k not in images:
@@ -256,15 +393,18 @@ class FaceEngine:
         )
 
     def _second_pass(
-        self, images: dict[int, RGBImage], first_scale: float, *, rotations: bool
+        self, images: dict[int, RGBImage], searched_scale: float, *, rotations: bool
     ) -> list[tuple[Detection, int]]:
+        """``searched_scale``: the finest scale searched so far (1.0 after the
+        full-resolution pass); the upsampled pass runs only if it would be finer."""
         cfg = self.config
         img = images[0]
         h, w = img.shape[:2]
         hits: list[tuple[Detection, int]] = []
+        first_scale = min(1.0, cfg.detect_max_side / max(h, w))
         cap = math.sqrt(cfg.second_pass_max_pixels / (h * w))
         scale = min(first_scale * cfg.second_pass_upsample, cap)
-        if scale > first_scale * 1.05:
+        if scale > searched_scale * 1.05:
             if max(h, w) * scale <= cfg.detect_max_side:
                 dets = self._detector.detect(img, scale=scale, threshold=cfg.candidate_threshold)
             else:
@@ -327,24 +467,170 @@ class FaceEngine:
     ) -> list[ScreenedFace]:
         return self._screen(rgb, gallery, frame=frame, rotations=True)
 
-    def screen_video(
-        self, path: Path, gallery: Gallery, *, sample_fps: float
-    ) -> list[ScreenedFace]:
-        """Every face in every sampled frame. The thorough second pass on an empty frame
-        upsamples but does not rotate: video orientation comes from the container's
-        display matrix (applied by imaging), and four detector runs per empty frame
-        would multiply the cost of long stage or landscape shots. Faces are then linked
-        across frames, and a face matched to different pupils in different frames is
-        ``uncertain`` throughout (``tracks.py``)."""
-        out: list[ScreenedFace] = []
-        sampled: list[int] = []
-        for index, rgb in sample_video_frames(path, fps=sample_fps):
-            out.extend(self._screen(rgb, gallery, frame=index, rotations=False))
-            sampled.append(index)
-        out, conflicts = apply_track_rules(out, sampled)
-        log.debug("screened %d sampled frames, %d faces, %d tracks matched to several pupils",
-                  len(sampled), len(out), conflicts)
-        return out
+    def screen_video(self, path: Path, gallery: Gallery) -> VideoScreening:
+        """Every face in every decoded frame of a video, linked into tracks.
+
+        Each frame the decoder yields (``imaging.VideoFrames``, the copier's frame source
+        too) is searched with its longer side shrunk to ``video_detect_max_side``;
+        keyframes (every ``video_keyframe_s`` s) also get the still-photo passes: first
+        pass up to ``detect_max_side``, the full-resolution tiles, and when nothing is
+        found the upsampled second pass (no rotations: video orientation comes from the
+        container's display matrix). Faces are linked into tracks (``tracks.py``); the
+        best judgeable face of each track in every segment is encoded and matched, and
+        every face of a track carries the track's decision. One row per detection.
+
+        A stream that stops decoding part-way is not an error: what was decoded is
+        screened and the result says ``truncated``. Raises like ``probe_video`` when not
+        even the first frame decodes.
+        """
+        frames = VideoFrames(path)
+        try:
+            return self._screen_frames(frames, gallery)
+        finally:
+            frames.close()
+
+    def _screen_frames(self, frames: VideoFrames, gallery: Gallery) -> VideoScreening:
+        cfg = self.config
+        keyframe_every = max(1, round(frames.fps * cfg.video_keyframe_s))
+        segment_frames = max(1, round(frames.fps * SEGMENT_S))
+        tracker = Tracker()
+        rows: list[tuple[int, Box, int]] = []  # (frame, box, track)
+        judgeable: set[int] = set()
+        looks: dict[int, list[Decision]] = {}
+        # track -> (segment, quality, crop, detection in crop) of its best face so far
+        pending: dict[int, tuple[int, float, RGBImage, Detection]] = {}
+        previous: npt.NDArray[np.float32] | None = None
+        gallery_empty = len(gallery) == 0
+
+        def flush(track: int) -> None:
+            best = pending.pop(track, None)
+            if best is None or gallery_empty:
+                return
+            _, _, crop, det = best
+            with self._encode_lock:
+                encoding = self._encoder.encode(crop, [det])
+            looks.setdefault(track, []).extend(
+                gallery.decide(encoding, threshold=cfg.threshold, margin=cfg.margin)
+            )
+            del encoding
+
+        for result in self._video_frame_results(frames, keyframe_every):
+            if previous is not None and is_cut(previous, result.signature):
+                for t in tracker.cut():
+                    flush(t)
+            previous = result.signature
+            ids, ended = tracker.add_frame(
+                result.index, [f.face.box for f in result.faces], [f.look for f in result.faces]
+            )
+            for t in ended:
+                flush(t)
+            for face, t in zip(result.faces, ids, strict=True):
+                rows.append((result.index, face.face.box, t))
+                if face.crop is None:
+                    continue
+                judgeable.add(t)
+                segment = segment_of(result.index, tracker.starts[t], segment_frames)
+                held = pending.get(t)
+                if held is not None and held[0] != segment:
+                    flush(t)
+                    held = None
+                if held is None or face.quality > held[1]:
+                    pending[t] = (segment, face.quality, face.crop, face.crop_detection)
+        for t in list(pending):
+            flush(t)
+
+        decisions = {
+            t: decide_track(looks.get(t, []), judgeable=t in judgeable, gallery_empty=gallery_empty)
+            for t in range(tracker.count)
+        }
+        faces = [
+            ScreenedFace(
+                box, frame, decisions[t].status, decisions[t].pupil_id, decisions[t].distance,
+                decisions[t].candidates, t,
+            )
+            for frame, box, t in rows
+        ]
+        claimed = frames.claimed_frames
+        truncated = frames.error is not None or (
+            claimed is not None and frames.decoded < claimed - TRUNCATION_SLACK
+        )
+        log.debug(
+            "video: %d frames decoded (%s claimed)%s, %d faces, %d tracks, %d looks encoded",
+            frames.decoded, claimed, ", truncated" if truncated else "", len(faces),
+            tracker.count, sum(len(v) for v in looks.values()),
+        )
+        return VideoScreening(
+            faces=faces,
+            frames_decoded=frames.decoded,
+            frames_claimed=claimed,
+            truncated=truncated,
+            fps=frames.fps,
+            tracks=tracker.count,
+            decode_error=frames.error,
+        )
+
+    def _video_frame_results(
+        self, frames: VideoFrames, keyframe_every: int
+    ) -> Iterator[_FrameResult]:
+        """`_video_frame` for every frame, in order, computed ``threads`` frames at a time
+        (onnxruntime releases the GIL; one single-threaded session per frame in flight
+        beats one two-threaded session per frame, measured in docs/calibration.md)."""
+        if self._threads <= 1:
+            for index, rgb in frames:
+                yield self._video_frame(index, rgb, index % keyframe_every == 0, self._detector)
+            return
+        detector = _shared_detector(1)
+        in_flight: collections.deque[Future[_FrameResult]] = collections.deque()
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="video-detect") as pool:
+            try:
+                for index, rgb in frames:
+                    in_flight.append(
+                        pool.submit(
+                            self._video_frame, index, rgb, index % keyframe_every == 0, detector
+                        )
+                    )
+                    # Bounded look-ahead: frames in memory stay few at any resolution.
+                    if len(in_flight) > 2 * self._threads:
+                        yield in_flight.popleft().result()
+                while in_flight:
+                    yield in_flight.popleft().result()
+            finally:
+                for future in in_flight:
+                    future.cancel()
+
+    def _video_frame(
+        self, index: int, rgb: RGBImage, keyframe: bool, detector: CenterFace
+    ) -> _FrameResult:
+        cfg = self.config
+        img = _check_rgb(rgb)
+        h, w = img.shape[:2]
+        scale = min(1.0, cfg.video_detect_max_side / max(h, w))
+        images: dict[int, RGBImage] = {0: img}
+        dets = detector.detect(img, scale=scale, threshold=cfg.candidate_threshold)
+        if keyframe:
+            # The still-photo passes, minus rotations, starting from the above.
+            found = self.find_faces(img, rotations=False, known=(scale, dets))
+            images.update(found.images)
+            hits = [(f.detection, f.rotation) for f in found.faces]
+        else:
+            hits = [(d, 0) for d in dets]
+        faces: list[_VideoFace] = []
+        for det, k in hits:
+            face = self._describe(images[k], det, k, w, h)
+            look = appearance(img, face.box)
+            # Between keyframes a sideways face is not re-detected upright, so its
+            # landmarks cannot align it: never encoded (its track may still be, from a
+            # keyframe where it was found upright).
+            if k == 0 and upright_turns(det.landmarks) == 0 and self._screenable(face):
+                crop, crop_det = _face_crop(img, det)
+                faces.append(_VideoFace(face, look, face_quality(face), crop, crop_det))
+            elif k != 0 and self._screenable(face):
+                crop, crop_det = _face_crop(images[k], det)
+                faces.append(_VideoFace(face, look, face_quality(face), crop, crop_det))
+            else:
+                faces.append(_VideoFace(face, look, 0.0, None, det))
+        faces.sort(key=lambda f: (f.face.box[3], f.face.box[0]))
+        return _FrameResult(index, faces, frame_signature(img))
 
     def _screen(
         self, rgb: RGBImage, gallery: Gallery, *, frame: int, rotations: bool

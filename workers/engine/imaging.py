@@ -29,7 +29,12 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageChops, ImageFile
 
-from services.errors import ConsentGateError, TooLarge, Undecodable, UnsupportedMediaType
+from workers.engine.errors import (
+    MediaRejected,
+    MediaTooLarge,
+    UndecodableMedia,
+    UnsupportedMedia,
+)
 from workers.engine.types import RGBImage
 
 pillow_heif.register_heif_opener()
@@ -158,7 +163,7 @@ _REFUSED_SIGNATURES: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = (
 def sniff(head: bytes) -> SniffedType:
     """The accepted media type of a file, from its first bytes only.
 
-    Raises UnsupportedMediaType for anything else, naming what it looks like when
+    Raises UnsupportedMedia for anything else, naming what it looks like when
     that is recognisable.
     """
     head = bytes(head[:SNIFF_BYTES])
@@ -211,10 +216,10 @@ def _describe_refused(head: bytes) -> str | None:
     return "an unrecognised file type"
 
 
-def _refused(what: str | None) -> UnsupportedMediaType:
+def _refused(what: str | None) -> UnsupportedMedia:
     if what is None:
-        return UnsupportedMediaType(f"The file is empty. Upload {_ACCEPTED}.", detected="empty")
-    return UnsupportedMediaType(
+        return UnsupportedMedia(f"The file is empty. Upload {_ACCEPTED}.", detected="empty")
+    return UnsupportedMedia(
         f"This file looks like {what}, which is not accepted. Upload {_ACCEPTED}.",
         detected=what,
     )
@@ -226,8 +231,8 @@ def _refused(what: str | None) -> UnsupportedMediaType:
 def decode_image(data: bytes, *, max_pixels: int) -> RGBImage:
     """Decode an accepted image to oriented, read-only RGB pixels at full resolution.
 
-    Raises UnsupportedMediaType (not an accepted image type), TooLarge (over
-    `max_pixels`, checked from the header before decoding) or Undecodable.
+    Raises UnsupportedMedia (not an accepted image type), MediaTooLarge (over
+    `max_pixels`, checked from the header before decoding) or UndecodableMedia.
     """
     sniffed = _image_type(data)
     with _open_image(data, sniffed, max_pixels) as im:
@@ -249,7 +254,7 @@ def read_image_info(data: bytes, *, max_pixels: int) -> ImageInfo:
 def _image_type(data: bytes) -> SniffedType:
     sniffed = sniff(data[:SNIFF_BYTES])
     if sniffed.kind is not MediaKind.IMAGE:
-        raise UnsupportedMediaType(
+        raise UnsupportedMedia(
             f"Expected a photo but this file is a video ({sniffed.mime}).", detected=sniffed.mime
         )
     return sniffed
@@ -266,7 +271,7 @@ def _open_image(data: bytes, sniffed: SniffedType, max_pixels: int) -> Image.Ima
         im = Image.open(io.BytesIO(data), formats=[pil_format])
     except Image.DecompressionBombError as exc:
         # Pillow refuses at twice Image.MAX_IMAGE_PIXELS, before we can read the size.
-        raise TooLarge(
+        raise MediaTooLarge(
             "The image has too many pixels to process; it may be a decompression bomb.",
             reason=str(exc),
         ) from exc
@@ -276,7 +281,7 @@ def _open_image(data: bytes, sniffed: SniffedType, max_pixels: int) -> Image.Ima
         raise _undecodable(sniffed, exc) from exc
     try:
         _check_pixels(im.size, max_pixels, what="image")
-    except ConsentGateError:
+    except MediaRejected:
         im.close()
         raise
     return im
@@ -285,15 +290,15 @@ def _open_image(data: bytes, sniffed: SniffedType, max_pixels: int) -> Image.Ima
 def _check_pixels(size: tuple[int, int], max_pixels: int, *, what: str) -> None:
     width, height = size
     if width <= 0 or height <= 0:
-        raise Undecodable(f"The {what} claims an impossible size of {width}x{height} pixels.")
+        raise UndecodableMedia(f"The {what} claims an impossible size of {width}x{height} pixels.")
     # Image.MAX_IMAGE_PIXELS is where Pillow warns of a decompression bomb; refusing at
-    # that point here too makes the warning's cases TooLarge without touching the
+    # that point here too makes the warning's cases MediaTooLarge without touching the
     # process-wide warnings filter (which is not thread-safe).
     limit = max_pixels
     if Image.MAX_IMAGE_PIXELS is not None:
         limit = min(limit, Image.MAX_IMAGE_PIXELS)
     if width * height > limit:
-        raise TooLarge(
+        raise MediaTooLarge(
             f"The {what} is {width}x{height} pixels ({_amount(width * height)});"
             f" the limit is {_amount(limit)}.",
             width=width,
@@ -315,9 +320,9 @@ def _load(im: Image.Image, sniffed: SniffedType) -> None:
         raise _undecodable(sniffed, exc) from exc
 
 
-def _undecodable(sniffed: SniffedType, exc: BaseException) -> Undecodable:
+def _undecodable(sniffed: SniffedType, exc: BaseException) -> UndecodableMedia:
     what = f"{sniffed.extension.lstrip('.').upper()} image"
-    return Undecodable(
+    return UndecodableMedia(
         f"This {what} could not be decoded; the file may be truncated or corrupt.",
         reason=f"{type(exc).__name__}: {exc}",
     )
@@ -426,7 +431,7 @@ def _to_rgb_array(im: Image.Image) -> RGBImage:
         else:
             rgb = im.convert("RGB")
     except ValueError as exc:  # a mode Pillow cannot convert to RGB, e.g. LAB
-        raise Undecodable(f"Images with {mode} pixels are not supported.") from exc
+        raise UndecodableMedia(f"Images with {mode} pixels are not supported.") from exc
     # Pillow exports RGB as packed (H, W, 3) bytes: already C-contiguous, so no copy here.
     return _frozen(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
 
@@ -488,8 +493,8 @@ def encode_clean_jpeg(rgb: RGBImage, *, quality: int = 90) -> bytes:
 def probe_video(path: Path) -> VideoInfo:
     """Size, rate and length of a video whose first frame decodes.
 
-    Raises UnsupportedMediaType if the file is not an accepted video container, and
-    Undecodable if it has no video stream or its first frame does not decode.
+    Raises UnsupportedMedia if the file is not an accepted video container, and
+    UndecodableMedia if it has no video stream or its first frame does not decode.
     """
     capture = _open_capture(path)
     try:
@@ -514,34 +519,86 @@ def probe_video(path: Path) -> VideoInfo:
     )
 
 
-def sample_video_frames(path: Path, *, fps: float) -> Iterator[tuple[int, RGBImage]]:
-    """Yield ``(source frame index, read-only RGB)`` at least `fps` times per second
-    of video, starting with frame 0.
+class VideoFrames:
+    """Every frame the decoder yields, in order: the one frame source of screening and
+    of the public copy, so that what is published is exactly what was screened.
 
-    Frames are decoded in order (seeking in compressed video is slow and inexact);
-    only sampled frames are converted. The stride comes from the container's average
-    frame rate, so variable-frame-rate video is sampled evenly by frame, not by time.
-    Raises like `probe_video`; a frame that stops decoding part-way also raises
-    Undecodable, while running out of frames simply ends the iteration.
+    Iterating yields ``(index, read-only RGB)`` with ``index`` counting the frames the
+    decoder actually produced, 0..N-1; never the container's claimed rate or length,
+    which muxers estimate and truncated files keep. One iteration per instance.
+
+    A stream that ends early, or a frame whose data does not decode part-way, ends the
+    iteration without raising: afterwards ``decoded`` is the number yielded and
+    ``error`` says what stopped it (None if the decoder simply ran out). Callers compare
+    ``decoded`` with ``claimed_frames`` to tell a truncated file. Only a file of which
+    not even the first frame decodes raises (UndecodableMedia), as `probe_video` does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._capture: cv2.VideoCapture | None = _open_capture(path)
+        # What the container says; used for timing only, never to number frames.
+        self.fps = _usable_fps(self._capture.get(cv2.CAP_PROP_FPS))
+        claimed = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.claimed_frames: int | None = claimed if claimed > 0 else None
+        self.decoded = 0
+        self.error: str | None = None
+        self._started = False
+
+    def __iter__(self) -> Iterator[tuple[int, RGBImage]]:
+        if self._started:
+            raise RuntimeError("VideoFrames can be iterated only once")
+        self._started = True
+        capture = self._capture
+        assert capture is not None
+        try:
+            while capture.grab():
+                ok, frame = capture.retrieve()
+                if not ok or frame is None:
+                    self.error = f"frame {self.decoded} could not be decoded"
+                    break
+                index = self.decoded
+                self.decoded += 1
+                yield index, _bgr_to_rgb(frame)
+            if self.decoded == 0:
+                raise _no_frames(self.path)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def iter_video_frames(path: Path) -> Iterator[tuple[int, RGBImage]]:
+    """``(index, read-only RGB)`` for every frame the decoder yields; see `VideoFrames`.
+
+    A stream that stops decoding part-way ends the iteration quietly, exactly where
+    `FaceEngine.screen_video` stopped screening; compare the count with its
+    ``VideoScreening.frames_decoded`` before publishing anything made from these frames.
+    """
+    yield from VideoFrames(path)
+
+
+def sample_video_frames(path: Path, *, fps: float) -> Iterator[tuple[int, RGBImage]]:
+    """Every ``stride``-th frame of `iter_video_frames`, at least `fps` per second by the
+    container's claimed rate, starting with frame 0.
+
+    Not used for screening (which sees every frame): kept for previews and callers
+    outside the engine. Unlike `iter_video_frames`, a frame that stops decoding
+    part-way raises UndecodableMedia.
     """
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps}")
-    capture = _open_capture(path)
-    try:
-        # Flooring the stride keeps every gap between samples within 1/fps seconds.
-        stride = max(1, int(_usable_fps(capture.get(cv2.CAP_PROP_FPS)) / fps))
-        index = 0
-        while capture.grab():
-            if index % stride == 0:
-                ok, frame = capture.retrieve()
-                if not ok or frame is None:
-                    raise Undecodable(f"Frame {index} of the video could not be decoded.")
-                yield index, _bgr_to_rgb(frame)
-            index += 1
-        if index == 0:
-            raise _no_frames(path)
-    finally:
-        capture.release()
+    frames = VideoFrames(path)
+    # Flooring the stride keeps every gap between samples within 1/fps seconds.
+    stride = max(1, int(frames.fps / fps))
+    for index, rgb in frames:
+        if index % stride == 0:
+            yield index, rgb
+    if frames.error is not None:
+        raise UndecodableMedia(f"Frame {frames.decoded} of the video could not be decoded.")
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:
@@ -550,7 +607,7 @@ def _open_capture(path: Path) -> cv2.VideoCapture:
     with path.open("rb") as fh:
         sniffed = sniff(fh.read(SNIFF_BYTES))
     if sniffed.kind is not MediaKind.VIDEO:
-        raise UnsupportedMediaType(
+        raise UnsupportedMedia(
             f"Expected a video but this file is a photo ({sniffed.mime}).", detected=sniffed.mime
         )
     # Only the FFmpeg backend: CAP_ANY would also try OpenCV's image-sequence reader.
@@ -564,8 +621,8 @@ def _open_capture(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _no_frames(path: Path) -> Undecodable:
-    return Undecodable(
+def _no_frames(path: Path) -> UndecodableMedia:
+    return UndecodableMedia(
         "This video could not be decoded: it has no readable video stream, or the file is"
         " truncated or corrupt.",
         file=path.name,
@@ -590,7 +647,7 @@ def validate_upload(path: Path, sniffed: SniffedType, *, max_pixels: int) -> Ima
     """Check an upload end to end so bad files fail at upload, not during screening.
 
     Images are fully decoded; videos must open, yield a first frame, and have frames
-    within `max_pixels`. Raises TooLarge, UnsupportedMediaType or Undecodable.
+    within `max_pixels`. Raises MediaTooLarge, UnsupportedMedia or UndecodableMedia.
     """
     if sniffed.kind is MediaKind.VIDEO:
         info = probe_video(path)

@@ -7,7 +7,9 @@ a pupil's distance is the minimum over that pupil's templates):
 * matched   if ``d1 <= threshold`` and (only one pupil, or ``d2 - d1 >= margin``);
 * unknown   if ``d1 > threshold`` (or the gallery is empty);
 * uncertain if ``d1 <= threshold`` but another pupil is within ``margin`` of it, or the
-  encoding is not finite. Neither unknown nor uncertain ever names a pupil.
+  encoding is not finite. Neither unknown nor uncertain ever names a pupil as *the*
+  answer, but ``decide`` lists as candidates every pupil within ``threshold + margin``
+  (nearest first), so that a reviewer can still let those pupils' consent decide.
 
 The threshold and margin are chosen in docs/calibration.md.
 """
@@ -17,17 +19,29 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from workers.engine.types import GalleryEntry, MatchStatus
+from workers.engine.types import Candidates, GalleryEntry, MatchStatus
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 ENCODING_DIM = 128
 MatchResult = tuple[MatchStatus, str | None, float | None]
+
+
+class Decision(NamedTuple):
+    """``match``'s result plus ``candidates``: for a face that is not matched, every
+    pupil within threshold + margin, as (pupil_id, distance) nearest first; () for a
+    matched face. Never an encoding."""
+
+    status: MatchStatus
+    pupil_id: str | None
+    distance: float | None
+    candidates: Candidates
 
 # Upper bound on the temporary (queries x templates x 128) float64 difference array.
 _MAX_CHUNK_BYTES = 32 * 1024 * 1024
@@ -81,9 +95,9 @@ class Gallery:
     def __repr__(self) -> str:
         return f"Gallery(pupils={len(self._pupil_ids)}, templates={len(self)})"
 
-    def nearest(self, encodings: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
-        """Per query: (d1, d2, index of the nearest pupil). d2 is inf with fewer than two
-        pupils. Requires a non-empty gallery and finite (n, 128) queries."""
+    def distances(self, encodings: FloatArray) -> FloatArray:
+        """(n, pupils) distance of each query to each pupil's nearest template, columns in
+        ``pupil_ids`` order. Requires a non-empty gallery and finite (n, 128) queries."""
         n = encodings.shape[0]
         per_pupil = np.empty((n, len(self._pupil_ids)), dtype=np.float64)
         chunk = max(1, _MAX_CHUNK_BYTES // max(1, len(self) * ENCODING_DIM * 8))
@@ -94,17 +108,25 @@ class Gallery:
             # independent of how many queries share the batch.
             dist = np.sqrt(np.square(diff).sum(axis=2))
             per_pupil[lo : lo + chunk] = np.minimum.reduceat(dist, self._starts, axis=1)
-        best = np.argmin(per_pupil, axis=1)
-        d1 = per_pupil[np.arange(n), best]
-        if per_pupil.shape[1] > 1:
-            d2 = np.partition(per_pupil, 1, axis=1)[:, 1]
-        else:
-            d2 = np.full(n, np.inf)
-        return d1, d2, best
+        return per_pupil
+
+    def nearest(self, encodings: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
+        """Per query: (d1, d2, index of the nearest pupil). d2 is inf with fewer than two
+        pupils. Requires a non-empty gallery and finite (n, 128) queries."""
+        return _nearest(self.distances(encodings))
 
     def match(
         self, encodings: npt.ArrayLike, *, threshold: float, margin: float
     ) -> list[MatchResult]:
+        return [
+            (d.status, d.pupil_id, d.distance)
+            for d in self.decide(encodings, threshold=threshold, margin=margin)
+        ]
+
+    def decide(
+        self, encodings: npt.ArrayLike, *, threshold: float, margin: float
+    ) -> list[Decision]:
+        """The decision rule of the module docstring, one Decision per query row."""
         if not threshold > 0:
             raise ValueError("threshold must be positive")
         if not margin >= 0:
@@ -118,22 +140,40 @@ class Gallery:
             raise ValueError(f"encodings must have shape (n, {ENCODING_DIM}), got {queries.shape}")
         n = queries.shape[0]
         if len(self) == 0:
-            return [("unknown", None, None)] * n
+            return [Decision("unknown", None, None, ())] * n
         finite = np.all(np.isfinite(queries), axis=1)
-        results: list[MatchResult] = [("uncertain", None, None)] * n
+        results = [Decision("uncertain", None, None, ())] * n
         if not finite.any():
             return results
         idx = np.flatnonzero(finite)
-        d1, d2, best = self.nearest(queries[idx])
+        per_pupil = self.distances(queries[idx])
+        d1, d2, best = _nearest(per_pupil)
+        reach = threshold + margin
         for k, i in enumerate(idx):
             dist = float(d1[k])
-            if dist > threshold:
-                results[i] = ("unknown", None, dist)
-            elif float(d2[k]) - dist >= margin:
-                results[i] = ("matched", self._pupil_ids[int(best[k])], dist)
-            else:
-                results[i] = ("uncertain", None, dist)
+            if dist <= threshold and float(d2[k]) - dist >= margin:
+                results[i] = Decision("matched", self._pupil_ids[int(best[k])], dist, ())
+                continue
+            near = np.flatnonzero(per_pupil[k] <= reach)
+            candidates = tuple(
+                sorted(
+                    ((self._pupil_ids[int(j)], float(per_pupil[k, j])) for j in near),
+                    key=lambda c: (c[1], c[0]),
+                )
+            )
+            status: MatchStatus = "unknown" if dist > threshold else "uncertain"
+            results[i] = Decision(status, None, dist, candidates)
         return results
+
+
+def _nearest(per_pupil: FloatArray) -> tuple[FloatArray, FloatArray, IntArray]:
+    n = per_pupil.shape[0]
+    best = np.argmin(per_pupil, axis=1)
+    d1 = per_pupil[np.arange(n), best]
+    # With one pupil there is no second identity: d2 = inf.
+    second = np.partition(per_pupil, 1, axis=1)[:, 1] if per_pupil.shape[1] > 1 else None
+    d2 = np.full(n, np.inf) if second is None else second
+    return d1, d2, best
 
 
 class GalleryCache:

@@ -31,13 +31,57 @@ Box = tuple[int, int, int, int]
 MatchStatus = Literal["matched", "unknown", "uncertain"]
 
 
+# (pupil_id, distance) pairs, nearest first.
+Candidates = tuple[tuple[str, float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ScreenedFace:
+    """One face found in one frame, and what screening decided about it.
+
+    ``distance`` is the distance to the nearest pupil's nearest template (None if the
+    face was not encoded). ``candidates`` are, for an encoded face that is not
+    ``matched``, every pupil within threshold + margin of it, nearest first: who it
+    might be, so that their consent can still decide. Empty for matched faces and for
+    faces never encoded. ``track`` numbers the faces of one person across the frames of
+    a video (None for stills); every face of a track has the track's decision.
+    New fields go at the end with defaults: callers construct this positionally.
+    """
+
     box: Box
     frame: int
     status: MatchStatus
     pupil_id: str | None
     distance: float | None
+    candidates: Candidates = ()
+    track: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoScreening:
+    """The outcome of screening every decoded frame of a video.
+
+    ``frames_decoded`` is the number of frames the decoder yielded, which were all
+    screened (numbered 0..frames_decoded-1); a copier must refuse to publish if its own
+    pass over ``imaging.iter_video_frames`` yields a different number. ``frames_claimed``
+    is the container's frame count (None if it gives none), which may be wrong.
+    ``truncated``: the decoder stopped on an error, or yielded fewer frames than the
+    container claims by more than ``TRUNCATION_SLACK``; what was decoded is still
+    screened, but the rest of the file was never seen. ``fps`` is the container's rate
+    (or a fallback), for the copier's timing only.
+    """
+
+    faces: list[ScreenedFace]
+    frames_decoded: int
+    frames_claimed: int | None
+    truncated: bool
+    fps: float
+    tracks: int = 0
+    decode_error: str | None = None
+
+
+# Muxers estimate frame counts from durations; a frame or two short is not truncation.
+TRUNCATION_SLACK = 2
 
 
 @dataclass(frozen=True, slots=True)
