@@ -32,7 +32,7 @@ from services.gate.media import get_media
 from services.publish.redact import blur_regions, faces_to_blur, grow
 from services.register.service import get_pupil
 from storage.base import ObjectStore
-from workers.engine.imaging import decode_image, encode_clean_jpeg, sample_video_frames
+from workers.engine.imaging import decode_image, encode_clean_jpeg, iter_video_frames
 from workers.engine.types import Box, RGBImage
 
 REVIEWERS = (Role.SLT, Role.ADMIN)
@@ -130,8 +130,8 @@ def _video_frame(store: ObjectStore, settings: Settings, media: Media, frame: in
     with tempfile.TemporaryDirectory(prefix="cg-review-") as tmp:
         path = Path(tmp) / "video"
         store.download(media.original_key, path)
-        # The same sampling as screening, so the frame indices of faces are found.
-        for index, rgb in sample_video_frames(path, fps=settings.video_sample_fps):
+        # The same frame sequence as screening, so the frame indices of faces are found.
+        for index, rgb in iter_video_frames(path):
             if index == frame:
                 return rgb
             if index > frame:
@@ -180,7 +180,7 @@ def face_jpeg(store: ObjectStore, settings: Settings, media: Media,
     with tempfile.TemporaryDirectory(prefix="cg-review-") as tmp:
         path = Path(tmp) / "video"
         store.download(media.original_key, path)
-        for index, rgb in sample_video_frames(path, fps=settings.video_sample_fps):
+        for index, rgb in iter_video_frames(path):
             height, width = rgb.shape[:2]
             for f in by_frame.get(index, []):
                 crop = _crop(Picture(rgb=rgb, width=width, height=height), f)
