@@ -31,9 +31,6 @@ def _faces(n: int) -> str:
 _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = {
     rc.CHANNEL_DISABLED: lambda d, _: (
         f"the {d['channel']} channel is not enabled in your organisation's policy"),
-    rc.VIDEO_REDACTION_UNSUPPORTED: lambda d, _: (
-        "faces in videos cannot be blurred yet; a video is published only when every face "
-        "in it has consent"),
     rc.SCREENING_PENDING: lambda d, _: "screening has not finished yet",
     rc.SCREENING_FAILED: lambda d, _: (
         f"screening failed ({d.get('error') or 'unknown error'}); SLT must review it"),
@@ -73,7 +70,8 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
         f"a blurred copy needs SLT approval for {d['channel']}, and it has not been given"),
     rc.REDACTION_CHECK_FAILED: lambda d, _: (
         f"after blurring, the check still found {d['what']}, not blurred, at "
-        f"{d['left']}-{d['right']} px across and {d['top']}-{d['bottom']} px down"),
+        f"{d['left']}-{d['right']} px across and {d['top']}-{d['bottom']} px down"
+        + (f" in frame {d['frame']}" if "frame" in d else "")),
     rc.CHANGED_WHILE_PUBLISHING: lambda d, _: (
         "the faces or the register changed while the copy was being made; try again"),
 }

@@ -132,8 +132,6 @@ def decide_channel(
     reasons: list[Reason] = []
     if channel not in {c.value for c in policy.channels}:
         reasons.append(Reason(rc.CHANNEL_DISABLED, {"channel": channel}))
-    if blurred is not None and media.kind == MediaKind.VIDEO:
-        reasons.append(Reason(rc.VIDEO_REDACTION_UNSUPPORTED))
 
     approved = channel in facts.approved.get(media.id, set()) or (
         blurred is not None and channel in facts.approved_redacted.get(media.id, set())

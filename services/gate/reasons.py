@@ -8,7 +8,6 @@ from typing import Any
 
 # Every code the gate can give, with the data each carries.
 CHANNEL_DISABLED = "channel_disabled"  # channel
-VIDEO_REDACTION_UNSUPPORTED = "video_redaction_unsupported"
 SCREENING_PENDING = "screening_pending"
 SCREENING_FAILED = "screening_failed"  # error
 PURGED = "purged"
@@ -27,8 +26,8 @@ PERSONAL_DEVICE_FORBIDDEN = "personal_device_forbidden"
 PERSONAL_DEVICE_PERMISSION = "personal_device_needs_permission"  # permission_from
 SLT_APPROVAL_REQUIRED = "slt_approval_required"  # channel
 REDACTION_NEEDS_APPROVAL = "redaction_needs_approval"  # channel
-REDACTION_CHECK_FAILED = "redaction_check_failed"  # what, box, channel
-CHANGED_WHILE_PUBLISHING = "changed_while_publishing"
+REDACTION_CHECK_FAILED = "redaction_check_failed"  # what, box, channel, frame (videos)
+CHANGED_WHILE_PUBLISHING = "changed_while_publishing"  # frames, screened (videos)
 
 
 @dataclass(frozen=True, slots=True)

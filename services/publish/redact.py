@@ -1,4 +1,4 @@
-"""Make the redacted copy of an image for one channel, and check it again.
+"""Make the redacted copy of an image or a video for one channel, and check it again.
 
 Every face that may not be shown on the channel (unknown, uncertain, or a pupil
 without consent for it) is pixelated and then blurred over a box grown past the
@@ -14,9 +14,11 @@ for the channel, or a face SLT cleared for it. Anything else fails closed.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,7 +33,7 @@ from services.gate import reasons as rc
 from services.gate.decide import ConsentFacts, face_allowed, pupil_reason
 from services.gate.reasons import Reason
 from services.gate.rules import biometric_is_current
-from workers.engine.imaging import decode_image, encode_clean_jpeg
+from workers.engine.imaging import decode_image, encode_clean_jpeg, iter_video_frames, probe_video
 from workers.engine.types import Box, RGBImage, ScreenedFace, box_iou
 
 # Growth of the detected box, as fractions of the face's own width and height:
@@ -168,3 +170,98 @@ def covered(inner: Box, outer: Box) -> float:
     if w <= 0 or h <= 0 or area <= 0:
         return 0.0
     return float(w * h / area)
+
+
+# --- videos ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedactedVideo:
+    webm: bytes
+    blurred: list[Face]
+    problems: list[Reason]
+
+
+def video_regions(blur: list[Face], width: int, height: int) -> dict[int, list[Box]]:
+    """Grown boxes to blur, per frame. Within a track, a frame where the detector missed
+    the face (between two of its detections) gets the union of the neighbouring boxes, so
+    a face is not shown for a frame because detection blinked."""
+    regions: dict[int, list[Box]] = {}
+    tracks: dict[int, list[Face]] = {}
+    for f in blur:
+        regions.setdefault(f.frame, []).append(grow((f.top, f.right, f.bottom, f.left),
+                                                     width, height))
+        if f.track is not None:
+            tracks.setdefault(f.track, []).append(f)
+    for faces in tracks.values():
+        faces.sort(key=lambda f: f.frame)
+        for before, after in itertools.pairwise(faces):
+            if after.frame - before.frame <= 1:
+                continue
+            union: Box = (min(before.top, after.top), max(before.right, after.right),
+                          max(before.bottom, after.bottom), min(before.left, after.left))
+            for frame in range(before.frame + 1, after.frame):
+                regions.setdefault(frame, []).append(grow(union, width, height))
+    return regions
+
+
+def make_redacted_video(
+    session: Session,
+    settings: Settings,
+    media: Media,
+    source: Path,
+    facts: ConsentFacts,
+    channel: str,
+    today: date,
+    blur: list[Face],
+) -> RedactedVideo:
+    """Every frame re-encoded with the faces not allowed on the channel blurred, from the
+    same frame sequence screening saw; then the copy, exactly as it will be published, is
+    screened again on every frame."""
+    fps = probe_video(source).fps
+    target = source.with_name("redacted.webm")
+    writer: cv2.VideoWriter | None = None
+    regions: dict[int, list[Box]] = {}
+    frames = 0
+    try:
+        for index, rgb in iter_video_frames(source):
+            if writer is None:
+                height, width = rgb.shape[:2]
+                regions = video_regions(blur, width, height)
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"VP80"), fps,
+                                         (width, height))
+                if not writer.isOpened():
+                    raise RuntimeError("this server cannot write WebM video")
+            out = blur_regions(rgb, regions.get(index, []))
+            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            frames += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    problems: list[Reason] = []
+    if frames != media.frames_screened:
+        problems.append(Reason(rc.CHANGED_WHILE_PUBLISHING,
+                               {"frames": frames, "screened": media.frames_screened}))
+        return RedactedVideo(b"", blur, problems)
+    blurred_ids = {f.id for f in blur}
+    cleared_visible: dict[int, list[Box]] = {}
+    for f in media.faces:
+        if (f.id not in blurred_ids and f.match_status != MatchStatus.MATCHED
+                and face_allowed(f, facts, channel, today)):
+            cleared_visible.setdefault(f.frame, []).append((f.top, f.right, f.bottom, f.left))
+    version = OrganisationRepository(session).gallery_version(media.org_id)
+    again = engine_for(settings).screen_video(target, gallery(session, settings, media.org_id,
+                                                              version))
+    if again.frames_decoded != frames:
+        problems.append(Reason(rc.CHANGED_WHILE_PUBLISHING,
+                               {"frames": again.frames_decoded, "screened": frames}))
+    seen_tracks: set[int | None] = set()
+    for found in again.faces:
+        found_problems = _problems(session, [found], regions.get(found.frame, []),
+                                   cleared_visible.get(found.frame, []), channel, today)
+        # One reason per track of the re-screen is enough to say what is wrong.
+        if found_problems and (found.track is None or found.track not in seen_tracks):
+            seen_tracks.add(found.track)
+            problems.extend(Reason(r.code, {**r.data, "frame": found.frame})
+                            for r in found_problems)
+    return RedactedVideo(target.read_bytes(), blur, problems)

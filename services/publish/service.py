@@ -19,8 +19,10 @@ made. Refusals are audited in their own transaction, since the refusing one roll
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -114,8 +116,8 @@ def publish(
 ) -> PublishResult:
     """`session` is the caller's read-only session (the request's); the publication row
     is written in a write unit of its own. `redact` publishes a copy with every face not
-    allowed for the channel blurred (images only); it needs SLT approval for the channel
-    whatever the policy says."""
+    allowed for the channel blurred (in every frame, for a video); it needs SLT approval
+    for the channel whatever the policy says."""
     principal.require(Role.PUBLISHER, Role.SLT, Role.ADMIN)
     try:
         media, facts, blur, earlier = _first_look(session, principal, media_id, channel.value,
@@ -144,7 +146,19 @@ def _make_copy(session: Session, store: ObjectStore, settings: Settings, media: 
                facts: ConsentFacts, channel: str, blur: list[Face] | None) -> _Copy:
     publication_id = uuid.uuid4()
     blurred: list[str] | None = None
-    if blur is not None:
+    if blur is not None and media.kind == MediaKind.VIDEO:
+        today = local_today(organisation_policy(session, media.org_id))
+        with tempfile.TemporaryDirectory(prefix="cg-redact-") as tmp:
+            source = Path(tmp) / "original"
+            store.download(media.original_key, source)
+            video = redaction.make_redacted_video(session, settings, media, source, facts,
+                                                  channel, today, blur)
+        if video.problems:
+            raise Blocked("the blurred copy failed its check, so it was not published",
+                          video.problems)
+        body, suffix, content_type = video.webm, VIDEO_SUFFIX, VIDEO_TYPE
+        blurred = [str(f.id) for f in video.blurred]
+    elif blur is not None:
         today = local_today(organisation_policy(session, media.org_id))
         made = redaction.make_redacted_copy(session, settings, media,
                                             store.get(media.original_key), facts,

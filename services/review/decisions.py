@@ -27,7 +27,6 @@ from models.orm import (
     DecisionState,
     MatchStatus,
     Media,
-    MediaKind,
     MediaStatus,
     ReviewDecision,
     Role,
@@ -117,9 +116,6 @@ def record_decision(
     if off:
         raise InvalidInput(f"not enabled in your organisation's policy: {', '.join(off)}")
     _refuse_unfinished(session, media)
-    if request.kind == DecisionKind.REDACT and media.kind == MediaKind.VIDEO:
-        raise InvalidInput("faces in videos cannot be blurred yet; approve the video only "
-                           "if every face in it may be shown, or reject it")
     cleared = _clearable(session, media, request.cleared_faces)
 
     second = bool(cleared) and policy.second_slt_for_overrides

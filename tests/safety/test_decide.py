@@ -195,6 +195,9 @@ def test_a_blurred_face_does_not_count_and_blurred_approval_counts_for_the_copy(
     assert codes(m, f, strict) == [rc.FACES_UNKNOWN, rc.SLT_APPROVAL_REQUIRED]
 
 
-def test_a_video_cannot_be_blurred_yet() -> None:
-    m = medium(kind=MediaKind.VIDEO)
-    assert rc.VIDEO_REDACTION_UNSUPPORTED in codes(m, facts(), blurred=set())
+def test_a_blurred_copy_of_a_video_is_decided_on_the_faces_left_visible() -> None:
+    stranger = face(MatchStatus.UNKNOWN)
+    m = medium(face(), stranger, kind=MediaKind.VIDEO)
+    f = facts(record=consent())
+    assert codes(m, f) == [rc.FACES_UNKNOWN]
+    assert codes(m, f, blurred={stranger.id}) == []
