@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -104,6 +104,15 @@ class ReviewRepository:
                 select(Face).where(Face.media_id == media_id, Face.id.in_(face_ids))
             )
         )
+
+    def faces_in_tracks(self, media_id: uuid.UUID, tracks: Iterable[int]) -> list[Face]:
+        wanted = set(tracks)
+        if not wanted:
+            return []
+        return list(self.session.scalars(
+            select(Face).where(Face.media_id == media_id, Face.track.in_(wanted))
+            .order_by(Face.frame)
+        ))
 
     def reference_photo(self, pupil_id: uuid.UUID, photo_id: uuid.UUID) -> ReferencePhoto | None:
         return self.session.scalar(

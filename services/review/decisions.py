@@ -158,9 +158,17 @@ def _details(decision: ReviewDecision) -> dict[str, object]:
 
 def _clearable(session: Session, media: Media, face_ids: tuple[uuid.UUID, ...]) -> list[uuid.UUID]:
     wanted = list(dict.fromkeys(face_ids))
-    faces = ReviewRepository(session).faces(media.id, wanted)
+    repo = ReviewRepository(session)
+    faces = repo.faces(media.id, wanted)
     if len(faces) != len(wanted):
         raise InvalidInput("some of the faces chosen are not in this image")
+    # In a video a decision acts on a person, not a frame: clearing one face of a track
+    # clears the whole track, and every face of it must be clearable.
+    tracks = {f.track for f in faces if f.track is not None}
+    if tracks:
+        faces = list({f.id: f for f in [*faces, *repo.faces_in_tracks(media.id, tracks)]}
+                     .values())
+        wanted = list(dict.fromkeys([*wanted, *(f.id for f in faces)]))
     if any(f.match_status == MatchStatus.MATCHED for f in faces):
         raise InvalidInput(
             "a recognised pupil cannot be cleared: their consent record decides. Blur them "
