@@ -205,6 +205,42 @@ def video_regions(blur: list[Face], width: int, height: int) -> dict[int, list[B
     return regions
 
 
+# A face found in the copy but not at screening (detection flickers on re-encoded
+# pixels) is blurred too, and the copy made and checked again, at most this many times;
+# what the last check still finds is refused. Boxes are also blurred this many frames
+# before and after each detection, for the same reason.
+VIDEO_ROUNDS = 4
+VIDEO_DILATE_FRAMES = 2
+
+
+def _dilate(regions: dict[int, list[Box]], frame: int, box: Box, frames: int) -> None:
+    for f in range(max(0, frame - VIDEO_DILATE_FRAMES),
+                   min(frames, frame + VIDEO_DILATE_FRAMES + 1)):
+        regions.setdefault(f, []).append(box)
+
+
+def _write_video(source: Path, target: Path, fps: float,
+                 regions: dict[int, list[Box]]) -> tuple[int, int, int]:
+    """Write the blurred copy; returns (frames, width, height)."""
+    writer: cv2.VideoWriter | None = None
+    frames = width = height = 0
+    try:
+        for index, rgb in iter_video_frames(source):
+            if writer is None:
+                height, width = rgb.shape[:2]
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"VP80"), fps,
+                                         (width, height))
+                if not writer.isOpened():
+                    raise RuntimeError("this server cannot write WebM video")
+            writer.write(cv2.cvtColor(blur_regions(rgb, regions.get(index, [])),
+                                      cv2.COLOR_RGB2BGR))
+            frames += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return frames, width, height
+
+
 def make_redacted_video(
     session: Session,
     settings: Settings,
@@ -217,32 +253,18 @@ def make_redacted_video(
 ) -> RedactedVideo:
     """Every frame re-encoded with the faces not allowed on the channel blurred, from the
     same frame sequence screening saw; then the copy, exactly as it will be published, is
-    screened again on every frame."""
+    screened again on every frame. Whatever that check finds that may not be shown is
+    blurred as well and the copy made again (VIDEO_ROUNDS at most); the copy goes out
+    only if the last check finds nothing but blurred regions and allowed faces."""
     fps = probe_video(source).fps
     target = source.with_name("redacted.webm")
-    writer: cv2.VideoWriter | None = None
+    expected = media.frames_screened or 0
+    first = next(iter_video_frames(source))[1]
+    height, width = first.shape[:2]
     regions: dict[int, list[Box]] = {}
-    frames = 0
-    try:
-        for index, rgb in iter_video_frames(source):
-            if writer is None:
-                height, width = rgb.shape[:2]
-                regions = video_regions(blur, width, height)
-                writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"VP80"), fps,
-                                         (width, height))
-                if not writer.isOpened():
-                    raise RuntimeError("this server cannot write WebM video")
-            out = blur_regions(rgb, regions.get(index, []))
-            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-            frames += 1
-    finally:
-        if writer is not None:
-            writer.release()
-    problems: list[Reason] = []
-    if frames != media.frames_screened:
-        problems.append(Reason(rc.CHANGED_WHILE_PUBLISHING,
-                               {"frames": frames, "screened": media.frames_screened}))
-        return RedactedVideo(b"", blur, problems)
+    for frame, boxes in video_regions(blur, width, height).items():
+        for box in boxes:
+            _dilate(regions, frame, box, expected)
     blurred_ids = {f.id for f in blur}
     cleared_visible: dict[int, list[Box]] = {}
     for f in media.faces:
@@ -250,18 +272,25 @@ def make_redacted_video(
                 and face_allowed(f, facts, channel, today)):
             cleared_visible.setdefault(f.frame, []).append((f.top, f.right, f.bottom, f.left))
     version = OrganisationRepository(session).gallery_version(media.org_id)
-    again = engine_for(settings).screen_video(target, gallery(session, settings, media.org_id,
-                                                              version))
-    if again.frames_decoded != frames:
-        problems.append(Reason(rc.CHANGED_WHILE_PUBLISHING,
-                               {"frames": again.frames_decoded, "screened": frames}))
-    seen_tracks: set[int | None] = set()
-    for found in again.faces:
-        found_problems = _problems(session, [found], regions.get(found.frame, []),
-                                   cleared_visible.get(found.frame, []), channel, today)
-        # One reason per track of the re-screen is enough to say what is wrong.
-        if found_problems and (found.track is None or found.track not in seen_tracks):
-            seen_tracks.add(found.track)
-            problems.extend(Reason(r.code, {**r.data, "frame": found.frame})
-                            for r in found_problems)
-    return RedactedVideo(target.read_bytes(), blur, problems)
+    faces_gallery = gallery(session, settings, media.org_id, version)
+    problems: list[Reason] = []
+    for _ in range(VIDEO_ROUNDS):
+        frames, _, _ = _write_video(source, target, fps, regions)
+        if frames != expected:
+            return RedactedVideo(b"", blur, [Reason(rc.CHANGED_WHILE_PUBLISHING,
+                                                    {"frames": frames, "screened": expected})])
+        again = engine_for(settings).screen_video(target, faces_gallery)
+        if again.frames_decoded != frames:
+            return RedactedVideo(b"", blur, [Reason(
+                rc.CHANGED_WHILE_PUBLISHING, {"frames": again.frames_decoded,
+                                              "screened": frames})])
+        problems = []
+        for found in again.faces:
+            for reason in _problems(session, [found], regions.get(found.frame, []),
+                                    cleared_visible.get(found.frame, []), channel, today):
+                problems.append(Reason(reason.code, {**reason.data, "frame": found.frame}))
+                _dilate(regions, found.frame, grow(found.box, width, height), expected)
+        if not problems:
+            return RedactedVideo(target.read_bytes(), blur, [])
+    # Say what is wrong once per place, not once per frame.
+    return RedactedVideo(b"", blur, problems[:20])
