@@ -70,9 +70,39 @@ class ReviewFaceOut(BaseModel):
     crop_url: str
 
 
+class ReviewTrackOut(BaseModel):
+    """One person in a video: the faces of one track across frames. Every face of a
+    track has the same match decision; clearing any face of it clears the track."""
+
+    track: int | None = Field(description="the engine's track number (None: a face with "
+                              "no track, which is a track of its own)")
+    number: int = Field(description="1, 2, ... in order of first appearance")
+    face_ids: list[uuid.UUID] = Field(description="every face of the track, in frame order")
+    representative_face_id: uuid.UUID = Field(
+        description="the track's largest face; send it in cleared_faces to clear the track")
+    first_frame: int
+    last_frame: int
+    start_seconds: float | None = Field(
+        description="first_frame / the video's frame rate (None if it cannot be read)")
+    end_seconds: float | None
+    status: str = Field(description="the most restrictive status of its faces")
+    pupil_id: uuid.UUID | None
+    pupil_name: str | None
+    consents: dict[str, ConsentCellOut]
+    cleared_for: list[str] = Field(description="channels on which every face is cleared")
+    shown_on: list[str] = Field(description="channels on which every face may be shown")
+    thumbnail_urls: list[str] = Field(
+        description="face crops of its first, largest and last face (distinct)")
+
+
 class ReviewDetailOut(BaseModel):
     media: MediaOut
     flags: list[FlagOut]
     faces: list[ReviewFaceOut]
     decisions: list[DecisionOut]
     picture_url: str
+    tracks: list[ReviewTrackOut] = Field(
+        default_factory=list, description="videos: the faces by person; empty for a photo")
+    fps: float | None = Field(default=None, description="videos: frames per second")
+    preview_url: str | None = Field(
+        default=None, description="videos: a clean WebM re-encode to play for review")

@@ -170,3 +170,9 @@ class ReviewItem(BaseModel):
     media: MediaOut
     blocked_channels: list[str]
     flags: list[ReviewFlagOut] = Field(default_factory=list)
+
+
+class RescreenOut(BaseModel):
+    # Media with faces that are stale: blocked until screened again (published ones first).
+    stale: int
+    screened_with_faces: int

@@ -283,3 +283,36 @@ def test_a_refused_publication_is_audited(client: TestClient, school: dict[str, 
             "SELECT details FROM audit_events WHERE action = 'publication.refused'")
         ).scalar_one()
     assert [c["code"] for c in details["reasons"]] == ["no_consent"]
+
+
+def test_a_retried_publish_returns_the_live_copy_and_honours_its_idempotency_key(
+        client: TestClient, school: dict[str, Any]) -> None:
+    pupil = _pupil(client, school["slt"], 1)
+    media_id = upload_bytes(client, school["staff"], landscape())
+    _screen_as(media_id, [matched(pupil)])
+    url = f"/api/v1/media/{media_id}/publications"
+    key = {**school["publisher"], "Idempotency-Key": "pipeline-42"}
+    first = client.post(url, headers=key, json={"channel": "website"})
+    again = client.post(url, headers=key, json={"channel": "website"})
+    plain = client.post(url, headers=school["publisher"], json={"channel": "website"})
+    assert (first.status_code, again.status_code, plain.status_code) == (201, 200, 200)
+    assert first.json()["id"] == again.json()["id"] == plain.json()["id"]
+    other = client.post(url, headers=key, json={"channel": "newsletter"})
+    assert other.status_code == 409 and other.json()["error"] == "idempotency_key_reused"
+    live = client.get("/api/v1/publications", headers=school["publisher"]).json()
+    assert len(live) == 1
+
+
+def test_slt_see_how_many_media_are_waiting_to_be_checked_again(
+        client: TestClient, school: dict[str, Any], faces: Path) -> None:
+    pupil = _pupil(client, school["slt"], 1)
+    for _ in range(2):
+        _screen_as(upload_bytes(client, school["staff"], landscape()), [matched(pupil)])
+    assert client.get("/api/v1/rescreening", headers=school["slt"]).json() == {
+        "stale": 0, "screened_with_faces": 2}
+    photo = sorted((faces / "enrol" / "obama").iterdir())[0]
+    assert client.post(f"/api/v1/pupils/{pupil}/reference-photos", headers=school["slt"],
+                       files={"file": (photo.name, photo.read_bytes())}).status_code == 201
+    assert client.get("/api/v1/rescreening", headers=school["slt"]).json() == {
+        "stale": 2, "screened_with_faces": 2}
+    assert client.get("/api/v1/rescreening", headers=school["staff"]).status_code == 403

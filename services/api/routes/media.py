@@ -22,6 +22,7 @@ from services.gate.media import get_media
 from services.publish import service as publishing
 from services.review import detail as review_detail
 from services.review import service as review
+from services.screen import service as screening
 from services.upload.service import UploadForm, accept_upload
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
@@ -123,3 +124,13 @@ def review_queue(session: SessionDep, settings: SettingsDep,
         )
         for v in review_detail.queue_views(session, principal)
     ]
+
+
+@router.get("/rescreening")
+def rescreening(session: SessionDep, principal: CurrentPrincipal) -> schemas.RescreenOut:
+    """How far the automatic re-check has got after the register changed: media with
+    faces still waiting to be screened again against the register as it is now."""
+    principal.require(Role.SLT, Role.ADMIN)
+    progress = screening.rescreen_progress(session, principal.org_id)
+    return schemas.RescreenOut(stale=progress.stale,
+                               screened_with_faces=progress.screened_with_faces)

@@ -3,16 +3,19 @@ SLT member's confirmation, and the pictures review needs (never public)."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, Response, status
 
-from models.orm import Channel, ReviewDecision
+from models.orm import Channel, MediaKind, ReviewDecision
 from services.api import present
 from services.api import review_schemas as schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
+from services.publish.clean import VIDEO_TYPE
 from services.review import decisions, images
-from services.review.detail import ReviewView, review_view
+from services.review.detail import ReviewView, TrackView, review_view
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -38,8 +41,33 @@ def crop_url(media_id: uuid.UUID, face_id: uuid.UUID) -> str:
     return f"/api/v1/media/{media_id}/faces/{face_id}.jpg"
 
 
+def clip_url(media_id: uuid.UUID) -> str:
+    return f"/api/v1/media/{media_id}/clip.webm"
+
+
+def _seconds(frame: int, fps: float | None) -> float | None:
+    return None if fps is None else round(frame / fps, 3)
+
+
+def track_out(media_id: uuid.UUID, t: TrackView, fps: float | None) -> schemas.ReviewTrackOut:
+    return schemas.ReviewTrackOut(
+        track=t.track, number=t.number, face_ids=t.face_ids,
+        representative_face_id=t.representative.face.id,
+        first_frame=t.first_frame, last_frame=t.last_frame,
+        start_seconds=_seconds(t.first_frame, fps), end_seconds=_seconds(t.last_frame, fps),
+        status=t.status, pupil_id=t.pupil.id if t.pupil else None,
+        pupil_name=f"{t.pupil.given_name} {t.pupil.family_name}" if t.pupil else None,
+        consents={c.channel: schemas.ConsentCellOut(allowed=c.allowed, text=c.text)
+                  for c in t.consents},
+        cleared_for=t.cleared_for, shown_on=t.shown_on,
+        thumbnail_urls=[crop_url(media_id, f.face.id) for f in t.thumbnails],
+    )
+
+
 def detail_out(session: SessionDep, settings: SettingsDep, view: ReviewView,
-               policy_doc: dict[str, object]) -> schemas.ReviewDetailOut:
+               policy_doc: dict[str, object], *,
+               fps: float | None = None) -> schemas.ReviewDetailOut:
+    video = view.media.kind == MediaKind.VIDEO
     return schemas.ReviewDetailOut(
         media=present.media(session, settings, view.media, policy_doc, facts=view.facts,
                             decisions=view.decisions),
@@ -59,14 +87,18 @@ def detail_out(session: SessionDep, settings: SettingsDep, view: ReviewView,
         ],
         decisions=[decision_out(d) for d in view.history],
         picture_url=picture_url(view.media.id),
+        tracks=[track_out(view.media.id, t, fps) for t in view.tracks],
+        fps=fps,
+        preview_url=clip_url(view.media.id) if video else None,
     )
 
 
 @router.get("/review/{media_id}")
 def review_one(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
-               principal: CurrentPrincipal) -> schemas.ReviewDetailOut:
+               store: StoreDep, principal: CurrentPrincipal) -> schemas.ReviewDetailOut:
     view = review_view(session, principal, media_id)
-    return detail_out(session, settings, view, principal.org.policy)
+    fps = images.video_fps(store, view.media) if view.tracks else None
+    return detail_out(session, settings, view, principal.org.policy, fps=fps)
 
 
 @router.post("/media/{media_id}/decisions", status_code=status.HTTP_201_CREATED)
@@ -114,6 +146,36 @@ def face_crop(media_id: uuid.UUID, face_id: uuid.UUID, session: SessionDep,
     media = images.viewable_media(session, viewer, media_id)
     return Response(images.face_jpeg(store, settings, media, face_id),
                     media_type="image/jpeg", headers=_PRIVATE)
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@router.get("/media/{media_id}/clip.webm", response_class=Response)
+def clip(media_id: uuid.UUID, session: SessionDep, store: StoreDep, viewer: Viewer,
+         range_: Annotated[str | None, Header(alias="range")] = None) -> Response:
+    """A clean preview of a video to play for review: every screened frame re-encoded
+    into WebM, no sound, no metadata, never the uploaded file. SLT and admins, or the
+    uploader. Made once and kept with the medium's derivatives; a single byte range may
+    be asked for (players seek with them)."""
+    media = images.viewable_media(session, viewer, media_id)
+    body = images.preview_clip(store, media)
+    headers = {**_PRIVATE, "Accept-Ranges": "bytes"}
+    match = _RANGE.fullmatch(range_.strip()) if range_ else None
+    if match is None or not (match[1] or match[2]):
+        return Response(body, media_type=VIDEO_TYPE, headers=headers)
+    size = len(body)
+    if match[1]:
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+    else:
+        start, end = max(0, size - int(match[2])), size - 1
+    if start >= size or start > end:
+        return Response(status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
+                        headers={**headers, "Content-Range": f"bytes */{size}"})
+    return Response(body[start:end + 1], status_code=status.HTTP_206_PARTIAL_CONTENT,
+                    media_type=VIDEO_TYPE,
+                    headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 @router.get("/media/{media_id}/blurred-preview.jpg", response_class=Response)
