@@ -1,10 +1,16 @@
 """Pictures for the people who may look: the medium itself (for SLT, or its own
-uploader), face crops, a preview of the blurred copy, and enrolment photos.
+uploader), face crops, a preview of the blurred copy, a clean preview of a video,
+and enrolment photos.
 
 Never public. Every picture is re-encoded from pixels with no metadata, so no
 location or camera data reaches a browser cache. Decoded pictures are kept in a
 small in-process cache, so a review page with thirty face crops decodes the
-photo once; nothing derived is written to the object store.
+photo once. A video's crops are made in one decoding pass per medium (requests
+arriving meanwhile wait for it rather than decode again).
+
+The one thing derived that is written to the object store is a video's preview
+(`preview_clip`), under ``derivatives/<org>/<media>/`` where the retention purge
+deletes it with the medium.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -26,13 +34,22 @@ from models.orm import Channel, Face, Media, MediaKind, MediaStatus, Role
 from models.repositories.review import ReviewRepository
 from services.core.auth import Principal
 from services.core.config import Settings
-from services.core.errors import Gone, NotFound
+from services.core.errors import ConsentGateError, Gone, NotFound
 from services.gate.decide import load_facts
 from services.gate.media import get_media
+from services.publish.clean import clean_video_copy
 from services.publish.redact import blur_regions, faces_to_blur, grow
 from services.register.service import get_pupil
+from services.review.detail import thumbnail_faces
 from storage.base import ObjectStore
-from workers.engine.imaging import decode_image, encode_clean_jpeg, iter_video_frames
+from workers.engine.errors import MediaRejected
+from workers.engine.imaging import (
+    VideoFrames,
+    decode_image,
+    encode_clean_jpeg,
+    iter_video_frames,
+    probe_video,
+)
 from workers.engine.types import Box, RGBImage
 
 REVIEWERS = (Role.SLT, Role.ADMIN)
@@ -90,8 +107,35 @@ class _Cache(Generic[V]):
                 self._items.popitem(last=False)
 
 
+class _KeyLocks:
+    """One lock per key, so one medium's video is decoded by one request at a time while
+    other media go on in parallel. A key's lock is dropped when nobody holds it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[_Key, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: _Key) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 _pictures: _Cache[Picture] = _Cache(PICTURES_CACHED)
 _crops: _Cache[bytes] = _Cache(CROPS_CACHED)
+_rates: _Cache[float] = _Cache(256)
+_video_locks = _KeyLocks()
 
 
 def viewable_media(session: Session, principal: Principal, media_id: uuid.UUID) -> Media:
@@ -160,38 +204,107 @@ def view_jpeg(store: ObjectStore, settings: Settings, media: Media, frame: int, 
 
 def face_jpeg(store: ObjectStore, settings: Settings, media: Media,
               face_id: uuid.UUID) -> bytes:
-    face = next((f for f in media.faces if f.id == face_id), None)
-    if face is None:
-        raise NotFound("no such face in this image")
-    key: _Key = (media.id, media.sha256, face.id)
+    # Only crops of this medium's own faces are ever cached under its id and digest, so a
+    # hit needs neither its faces nor its file (a video's page asks for hundreds).
+    key: _Key = (media.id, media.sha256, face_id)
     cached = _crops.get(key)
     if cached is not None:
         return cached
+    face = next((f for f in media.faces if f.id == face_id), None)
+    if face is None:
+        raise NotFound("no such face in this image")
     if media.kind == MediaKind.IMAGE:
         pic = picture(store, settings, media)
         crop = _crop(pic, face)
         _crops.put(key, crop)
         return crop
-    # A video's faces are spread over many frames: crop them all in one decoding pass.
+    # A video's faces are spread over many frames: one decoding pass crops the faces its
+    # review page shows (the thumbnails of every track), or every face when another is
+    # asked for. Requests for the same video meanwhile wait, then find theirs cached.
+    with _video_locks.hold((media.id, media.sha256, "crops")):
+        cached = _crops.get(key)
+        if cached is not None:
+            return cached
+        wanted = thumbnail_faces(media)
+        if face.id not in wanted:
+            wanted = {f.id for f in media.faces}
+        cached = _crop_video(store, media, [f for f in media.faces if f.id in wanted]).get(
+            face.id)
+    if cached is None:
+        raise NotFound("that face's frame is not in this video")
+    return cached
+
+
+def _crop_video(store: ObjectStore, media: Media, faces: list[Face]) -> dict[uuid.UUID, bytes]:
     by_frame: dict[int, list[Face]] = {}
-    for f in media.faces:
+    for f in faces:
         by_frame.setdefault(f.frame, []).append(f)
+    crops: dict[uuid.UUID, bytes] = {}
+    if not by_frame:
+        return crops
     last = max(by_frame)
     with tempfile.TemporaryDirectory(prefix="cg-review-") as tmp:
         path = Path(tmp) / "video"
         store.download(media.original_key, path)
-        for index, rgb in iter_video_frames(path):
-            height, width = rgb.shape[:2]
-            for f in by_frame.get(index, []):
-                crop = _crop(Picture(rgb=rgb, width=width, height=height), f)
-                _crops.put((media.id, media.sha256, f.id), crop)
-                if f.id == face.id:
-                    cached = crop
-            if index >= last:
-                break
-    if cached is None:
-        raise NotFound("that face's frame is not in this video")
-    return cached
+        frames = VideoFrames(path)
+        _rates.put((media.id, media.sha256, "fps"), frames.fps)
+        try:
+            # The same frame sequence as screening, so the frame indices of faces are found.
+            for index, rgb in frames:
+                here = by_frame.get(index)
+                if here:
+                    height, width = rgb.shape[:2]
+                    pic = Picture(rgb=rgb, width=width, height=height)
+                    for f in here:
+                        crop = _crop(pic, f)
+                        _crops.put((media.id, media.sha256, f.id), crop)
+                        crops[f.id] = crop
+                if index >= last:
+                    break
+        finally:
+            frames.close()
+    return crops
+
+
+def video_fps(store: ObjectStore, media: Media) -> float | None:
+    """Frames per second of a video (what its preview and its frame numbers run at), or
+    None for a photo or when the file cannot be read any more."""
+    if media.kind == MediaKind.IMAGE:
+        return None
+    key: _Key = (media.id, media.sha256, "fps")
+    cached = _rates.get(key)
+    if cached is not None:
+        return cached
+    try:
+        with tempfile.TemporaryDirectory(prefix="cg-review-") as tmp:
+            path = Path(tmp) / "video"
+            store.download(media.original_key, path)
+            fps = probe_video(path).fps
+    except (ConsentGateError, MediaRejected):
+        return None
+    _rates.put(key, fps)
+    return fps
+
+
+def preview_key(media: Media) -> str:
+    """Where a video's clean preview is kept: under the medium's derivatives folder,
+    which the retention purge deletes with it."""
+    return f"derivatives/{media.org_id}/{media.id}/preview.webm"
+
+
+def preview_clip(store: ObjectStore, media: Media) -> bytes:
+    """A clean re-encode of the video for review (WebM, no sound, no metadata; built
+    from the frames screening saw, never the uploaded file), made once and kept."""
+    if media.kind == MediaKind.IMAGE:
+        raise NotFound("only videos have a preview clip")
+    key = preview_key(media)
+    with _video_locks.hold((media.id, media.sha256, "preview")):
+        if store.exists(key):
+            return store.get(key)
+        clip = clean_video_copy(store, media.original_key,
+                                expected_frames=media.frames_screened)
+        store.put(key, clip, content_type="video/webm")
+        return clip
 
 
 def _crop(pic: Picture, face: Face) -> bytes:

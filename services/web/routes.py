@@ -25,6 +25,7 @@ from models.orm import (
     Device,
     GivenBy,
     Media,
+    MediaKind,
     MediaStatus,
     Role,
 )
@@ -291,22 +292,45 @@ def _review_page(request: Request, session: SessionDep, store: StoreDep,
                  status: int = 200, error: str | None = None,
                  error_reasons: list[Reason] | None = None) -> HTMLResponse:
     view = detail.review_view(session, user.principal, media_id)
+    media = view.media
     reasons = {c: words.reasons_for_people(d.reasons, view.pupils)
                for c, d in view.decisions.items()}
     picture: tuple[int, int] | None = None
-    frame = images.default_frame(view.media)
-    if view.media.status not in (MediaStatus.REJECTED, MediaStatus.PURGED):
+    frame = images.default_frame(media)
+    open_ = media.status not in (MediaStatus.REJECTED, MediaStatus.PURGED)
+    # A screened video is played from its clean preview; anything else shows a picture.
+    preview = (open_ and media.kind == MediaKind.VIDEO and media.frames_screened is not None
+               and media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING))
+    fps = images.video_fps(store, media) if view.tracks and open_ else None
+    if open_ and not preview:
         try:
-            pic = images.picture(store, settings, view.media, frame)
+            pic = images.picture(store, settings, media, frame)
             picture = (pic.width, pic.height)
         except ConsentGateError:
             picture = None
     blurred_on = {
         c: [f.number for f in view.faces if c not in f.shown_on] for c in view.channels
+    } if media.kind == MediaKind.IMAGE else {}
+    # People seen for under half a second, none of them a pupil, are folded away.
+    brief_frames = (fps or 25.0) / 2
+    brief = [t for t in view.tracks
+             if t.pupil is None and t.last_frame - t.first_frame + 1 < brief_frames]
+    brief_numbers = {t.number for t in brief}
+    brief_counts: dict[str, int] = {}
+    for t in brief:
+        brief_counts[t.status] = brief_counts.get(t.status, 0) + 1
+    person = view.person_of_face
+    cleared_numbers = {
+        d.id: sorted({person[f] for f in d.cleared_faces if f in person})
+        for d in view.awaiting
     }
     return render(
         request, "review_item.html", user, status=status, view=view, reasons=reasons,
         picture=picture, frame=frame, blurred_on=blurred_on, error=error,
+        preview=preview, fps=fps,
+        main_tracks=[t for t in view.tracks if t.number not in brief_numbers],
+        brief_tracks=brief, brief_counts=sorted(brief_counts.items(), key=lambda i: -i[1]),
+        cleared_numbers=cleared_numbers,
         error_reasons=words.reasons_for_people(error_reasons or [], view.pupils),
         can_confirm={d.id: d.decided_by != user.principal.token_id for d in view.awaiting},
         public_urls={p.id: takedown.public_url(settings, p) for p in view.publications},
