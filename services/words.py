@@ -24,7 +24,9 @@ def channel_name(channel: str) -> str:
     return CHANNELS.get(channel, channel.replace("_", " "))
 
 
-def _faces(n: int) -> str:
+def _faces(n: int, video: object = False) -> str:
+    if video:
+        return "1 person" if n == 1 else f"{n} people"
     return "1 face" if n == 1 else f"{n} faces"
 
 
@@ -53,11 +55,12 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
         f"{who(d['pupil_id'])}: consent for {d['channel']} expired on {d['expires_on']}"),
     rc.FACES_UNKNOWN: lambda d, _: (
         f"the {'frames show' if d.get('video') else 'image shows'} "
-        f"{_faces(int(str(d['count'])))} not recognised as any pupil with consent"),
+        f"{_faces(int(str(d['count'])), d.get('video'))} not recognised as any pupil with "
+        "consent"),
     rc.FACES_UNCERTAIN: lambda d, _: (
         f"the {'frames show' if d.get('video') else 'image shows'} "
-        f"{_faces(int(str(d['count'])))} too small, blurred, turned or too alike to another "
-        "pupil to identify safely"),
+        f"{_faces(int(str(d['count'])), d.get('video'))} too small, blurred, turned or too "
+        "alike to another pupil to identify safely"),
     rc.PERSONAL_DEVICE_FORBIDDEN: lambda d, _: (
         "uploaded from a personal device, which your policy forbids; SLT must review and "
         "approve it"),

@@ -188,17 +188,20 @@ def pupil_reason(pupil_id: uuid.UUID, facts: ConsentFacts, channel: str,
 def _face_reasons(media: Media, facts: ConsentFacts, channel: str, today: date,
                   blurred: frozenset[uuid.UUID]) -> list[Reason]:
     reasons: list[Reason] = []
-    unknown = uncertain = 0
+    # Counted per person: a video's track is one person however many frames show it.
+    unknown: set[object] = set()
+    uncertain: set[object] = set()
     candidates: set[str] = set()
     seen_pupils: set[uuid.UUID] = set()
     for face in media.faces:
         if face.id in blurred or is_cleared(face, facts, channel):
             continue
         if face.match_status != MatchStatus.MATCHED or face.pupil_id is None:
+            person = ("track", face.track) if face.track is not None else face.id
             if face.match_status == MatchStatus.UNKNOWN:
-                unknown += 1
+                unknown.add(person)
             else:
-                uncertain += 1
+                uncertain.add(person)
                 candidates.update(str(c) for c in candidate_ids(face))
             continue
         if face.pupil_id in seen_pupils:
@@ -209,9 +212,9 @@ def _face_reasons(media: Media, facts: ConsentFacts, channel: str, today: date,
             reasons.append(reason)
     video = media.kind == MediaKind.VIDEO
     if unknown:
-        reasons.append(Reason(rc.FACES_UNKNOWN, {"count": unknown, "video": video}))
+        reasons.append(Reason(rc.FACES_UNKNOWN, {"count": len(unknown), "video": video}))
     if uncertain:
-        reasons.append(Reason(rc.FACES_UNCERTAIN, {"count": uncertain, "video": video,
+        reasons.append(Reason(rc.FACES_UNCERTAIN, {"count": len(uncertain), "video": video,
                                                   "candidates": sorted(candidates)}))
     return reasons
 

@@ -212,6 +212,9 @@ def _reject(session: Session, settings: Settings, principal: Principal, media: M
     taken = takedown.take_down_all(session, settings, principal, media,
                                    f"rejected by SLT ({principal.name}): {justification}")
     outbox.delete_object(session, media.original_key, org_id=media.org_id)
+    # Previews, crops and blurred copies kept for review go with it.
+    for folder in ("derivatives", "crops", "thumbnails"):
+        outbox.delete_prefix(session, f"{folder}/{media.org_id}/{media.id}", org_id=media.org_id)
     repo = ReviewRepository(session)
     repo.decline_awaiting(media.id, "the image was rejected", now)
     MediaRepository(session).replace_faces(media, [])

@@ -201,3 +201,14 @@ def test_a_blurred_copy_of_a_video_is_decided_on_the_faces_left_visible() -> Non
     f = facts(record=consent())
     assert codes(m, f) == [rc.FACES_UNKNOWN]
     assert codes(m, f, blurred={stranger.id}) == []
+
+
+def test_a_video_counts_people_not_frames() -> None:
+    frames = [face(MatchStatus.UNKNOWN) for _ in range(30)]
+    for f in frames:
+        f.track = 7
+    other = face(MatchStatus.UNKNOWN)
+    other.track = 8
+    d = decide_channel(medium(*frames, other, kind=MediaKind.VIDEO), OPEN, facts(), "website",
+                       TODAY)
+    assert [(r.code, r.data["count"]) for r in d.reasons] == [(rc.FACES_UNKNOWN, 2)]
