@@ -1,9 +1,10 @@
 """Screening benchmark: ConsentGate's engine against the `face_recognition` CLI.
 
     .venv/bin/python bench/screen_bench.py [--faces ../shared/faces] [--count 40]
-        [--seed 1] [--synth-rounds 2] [--rounds 3] [--keep DIR] [--report bench/REPORT.md]
+        [--seed 1] [--synth-rounds 2] [--rounds 3] [--media-rounds 3] [--keep DIR]
+        [--report bench/REPORT.md] [--sections synthetic,events,media]
 
-One run, two parts, both pipelines on the same files in the same invocation:
+One run, three parts, the pipelines on the same files in the same invocation:
 
 1. Synthetic class photos (bench/synth.py; ``--count`` base images plus half-size copies,
    written to a temporary folder, or to ``--keep``): detection recall by face-size band,
@@ -12,6 +13,9 @@ One run, two parts, both pipelines on the same files in the same invocation:
    biden, rose_leslie and lin_manuel_miranda are strangers.
 2. The 14 event photos of ../shared/faces/events, every enrol/ identity in the gallery:
    throughput and the decisions side by side.
+3. Video and large photos (bench/media_bench.py): video screening time over clip
+   duration, every frame, at 640x360 and 1280x720; 12 MP photo time against the CLI;
+   detection recall by face height at 12 MP, and false positives.
 
 The pipelines:
 
@@ -60,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import synth  # noqa: E402
+from bench import media_bench, synth  # noqa: E402
 from bench.scoring import (  # noqa: E402
     FaceResult,
     Found,
@@ -720,7 +724,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the events")
     parser.add_argument("--keep", type=Path, help="write the synthetic set here, not to a temp dir")
     parser.add_argument("--report", type=Path, default=ROOT / "bench" / "REPORT.md")
+    parser.add_argument(
+        "--media-rounds", type=int, default=3, help="timed passes, video and 12 MP photos"
+    )
+    parser.add_argument(
+        "--sections",
+        default="synthetic,events,media",
+        help="comma-separated subset of synthetic,events,media (video and 12 MP photos)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= {"synthetic", "events", "media"}:
+        sys.exit(f"unknown --sections {args.sections!r}")
     if not args.faces.is_dir():
         sys.exit(
             f"{args.faces} not found; run `make test-data` for how to get the public test images"
@@ -759,28 +774,54 @@ def main() -> None:
         for path in event_list:
             (dirs["events"] / path.name).symlink_to(path.resolve())
         galleries = {"events": enrol_all, "synth": enrol_synth}
+        synth_run = None
+        event_lines: list[str] = []
         with ctx.Pool(2, initializer=_init_worker, initargs=(galleries, event_list[0])) as pool:
             _wait_for_workers(pool, 2)
-            synth_run = run_synthetic(
-                args,
+            if "synthetic" in sections:
+                synth_run = run_synthetic(
+                    args,
+                    engine,
+                    pool,
+                    synth_files,
+                    synth_gallery,
+                    dirs["known_synth"],
+                    known_names,
+                    dirs["blanks"],
+                )
+            if "events" in sections:
+                event_lines = run_events(
+                    args,
+                    engine,
+                    pool,
+                    event_list,
+                    events_gallery,
+                    dirs["known_all"],
+                    dirs["blanks"],
+                    dirs["events"],
+                )
+        media_lines: list[str] = []
+        if "media" in sections:
+            media_dir = tmp / "media"
+            media_dir.mkdir()
+            media, clip_gallery = media_bench.make_media(args.faces, engine, media_dir)
+            known_clip = tmp / "known_clip"
+            known_clip.mkdir()
+            known_folder({"obama": enrol_synth["obama"]}, known_clip)
+            media_bench.timed_media_rounds(
+                args.media_rounds,
+                media,
                 engine,
-                pool,
-                synth_files,
-                synth_gallery,
-                dirs["known_synth"],
-                known_names,
+                clip_gallery,
+                media_dir / "large",
+                known_clip,
                 dirs["blanks"],
+                run_cli,
             )
-            event_lines = run_events(
-                args,
-                engine,
-                pool,
-                event_list,
-                events_gallery,
-                dirs["known_all"],
-                dirs["blanks"],
-                dirs["events"],
+            media.recall, media.stray, media.doubles, media.empty_found = (
+                media_bench.measure_large_recall(args.faces, engine)
             )
+            media_lines = media_bench.media_section(media, args.media_rounds)
 
     command = ".venv/bin/python bench/screen_bench.py" + "".join(
         f" {shlex.quote(a)}" for a in sys.argv[1:]
@@ -795,9 +836,11 @@ def main() -> None:
         f"Load average before the run: {load_before:.2f}. Timings vary with the machine's "
         "load; compare the ratios, which come from interleaved rounds of the same run.",
         "",
-        *synthetic_section(synth_run, args),
+        *(synthetic_section(synth_run, args) if synth_run is not None else []),
         "",
         *event_lines,
+        "",
+        *media_lines,
     ]
     report = "\n".join(lines) + "\n"
     args.report.write_text(report)

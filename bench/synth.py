@@ -768,11 +768,14 @@ def paste(canvas: FloatArray, cut: FaceCut, height: float, cx: float, cy: float)
     return (y1, x2, y2, x1)
 
 
-def large_background(rng: np.random.Generator, width: int, height: int, *, busy: bool) -> FloatArray:
+def large_background(
+    rng: np.random.Generator, width: int, height: int, *, busy: bool
+) -> FloatArray:
     """A plain or busy backdrop (as for the class photos) stretched to width x height,
     with fresh pixel noise so the detector sees no smooth upscaling artefacts."""
     base = busy_background(rng)[1] if busy else plain_background(rng)
-    big = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    resized = cv2.resize(base, (width, height), interpolation=cv2.INTER_LINEAR)
+    big = np.asarray(resized, dtype=np.float32)
     out: FloatArray = big + rng.normal(0, 3.0, big.shape).astype(np.float32)
     return out
 
@@ -794,7 +797,10 @@ def large_photo(
     big = next(c for c in cuts if c.enrolled)
     large = paste(canvas, big, large_height, width * 0.3, height * 0.5)
     strangers = [c for c in cuts if not c.enrolled]
-    taken = [(large[3] - 250, large[0] - 350, large[1] + 250, large[2] + 250)]
+    # x1, y1, x2, y2 of the places already used: the large face with room for hair.
+    taken: list[tuple[float, float, float, float]] = [
+        (large[3] - 250, large[0] - 350, large[1] + 250, large[2] + 250)
+    ]
     boxes: list[Box] = []
     for k, face_h in enumerate(small_heights):
         cut = strangers[k % len(strangers)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.orm import Session
 
 from models.orm import Media, Publication
@@ -58,6 +60,10 @@ def media(
             schemas.FaceOut(
                 box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,
                 distance=f.distance, status=face_status(f, facts, policy, today),
+                candidates=[schemas.CandidateOut(pupil_id=uuid.UUID(str(c["pupil_id"])),
+                                                 distance=float(c["distance"]))
+                            for c in f.candidates or []],
+                track=f.track,
             )
             for f in m.faces
         ],

@@ -82,6 +82,11 @@ class ReferencePhotoOut(BaseModel):
     created_at: datetime
 
 
+class CandidateOut(BaseModel):
+    pupil_id: uuid.UUID
+    distance: float
+
+
 class FaceOut(BaseModel):
     box: tuple[int, int, int, int] = Field(description="top, right, bottom, left in pixels")
     frame: int
@@ -91,6 +96,11 @@ class FaceOut(BaseModel):
         "more alike; the match threshold is set in CONSENTGATE_MATCH_THRESHOLD)"
     )
     status: str
+    # Pupils this face is close to without being clearly one of them (never cleared as
+    # "nobody"; their consent still counts): ids and distances, nearest first.
+    candidates: list[CandidateOut] = Field(default_factory=list)
+    # Videos: faces of one person across frames share a track number.
+    track: int | None = None
 
 
 class ReasonOut(BaseModel):

@@ -379,3 +379,23 @@ def test_small_face_in_a_large_photo_is_found_when_a_large_face_is_too(
     assert len(found) == 2, [f.box for f in found]
     small = min(found, key=lambda f: f.height_px)
     assert small.box[3] > 3200 and small.box[0] > 250
+
+
+def test_a_face_too_close_to_call_names_both_pupils_as_candidates(
+    faces: Path, engine: FaceEngine, load: Callable[[str], RGBImage]
+) -> None:
+    # The same person enrolled as two pupils (twins, or a duplicate record): neither
+    # can be chosen, but both must still be named so that both consents can decide.
+    templates = [
+        engine.reference_template(load(f"enrol/obama/{p.name}"))
+        for p in sorted((faces / "enrol" / "obama").iterdir())
+    ]
+    twins = Gallery.from_entries(
+        [GalleryEntry(pid, t) for pid in ("obama_a", "obama_b") for t in templates]
+        + [GalleryEntry("biden", engine.reference_template(load("enrol/biden/biden_a.jpg")))]
+    )
+    (face,) = engine.screen_image(load("events/obama1.jpg"), twins)
+    assert (face.status, face.pupil_id) == ("uncertain", None)
+    assert [pid for pid, _ in face.candidates] == ["obama_a", "obama_b"]
+    assert face.candidates[0][1] == face.candidates[1][1] == face.distance
+    assert face.track is None

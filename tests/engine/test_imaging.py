@@ -28,9 +28,11 @@ from workers.engine.errors import MediaTooLarge, UndecodableMedia, UnsupportedMe
 from workers.engine.imaging import (
     ImageInfo,
     MediaKind,
+    VideoFrames,
     VideoInfo,
     decode_image,
     encode_clean_jpeg,
+    iter_video_frames,
     pil_to_rgb,
     probe_video,
     read_image_info,
@@ -773,6 +775,39 @@ def test_sampling_at_2_fps_yields_the_expected_frames_in_rgb(mp4: Path) -> None:
         assert_rgb_image(rgb, 48, 64)
         assert frame_level(rgb) == index
         assert near(rgb[4, 4], RED, 40)
+
+
+def test_every_frame_is_yielded_in_order_numbered_by_the_decoder(mp4: Path) -> None:
+    frames = list(iter_video_frames(mp4))
+
+    assert [index for index, _ in frames] == list(range(FRAMES))
+    for index, rgb in frames:
+        assert_rgb_image(rgb, 48, 64)
+        assert frame_level(rgb) == index
+
+
+def test_a_truncated_stream_ends_quietly_and_says_how_far_it_got(tmp_path: Path) -> None:
+    # Matroska keeps its header first, so half a file still decodes; the container's
+    # claimed length stays that of the whole clip.
+    whole = write_video(tmp_path / "clip.mkv", "MJPG")
+    half = tmp_path / "half.mkv"
+    data = whole.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+
+    frames = VideoFrames(half)
+    indices = [index for index, _ in frames]
+
+    assert frames.claimed_frames == FRAMES
+    assert 0 < frames.decoded == len(indices) < FRAMES
+    assert indices == list(range(frames.decoded))
+    assert sum(1 for _ in iter_video_frames(half)) == frames.decoded
+    with pytest.raises(RuntimeError, match="once"):
+        next(iter(frames))
+
+
+def test_no_decodable_frame_at_all_raises(garbage_mp4: Path) -> None:
+    with pytest.raises(UndecodableMedia):
+        list(iter_video_frames(garbage_mp4))
 
 
 def test_sampling_always_includes_frame_0_and_never_skips_when_asked_for_more(mp4: Path) -> None:

@@ -646,10 +646,12 @@ class FaceEngine:
                 results[i] = ScreenedFace(found.faces[i].box, frame, "unknown", None, None)
         elif usable:
             encodings = self._encode(found.images, [found.faces[i] for i in usable])
-            decisions = gallery.match(encodings, threshold=cfg.threshold, margin=cfg.margin)
+            decisions = gallery.decide(encodings, threshold=cfg.threshold, margin=cfg.margin)
             del encodings
-            for i, (status, pupil_id, distance) in zip(usable, decisions, strict=True):
-                results[i] = ScreenedFace(found.faces[i].box, frame, status, pupil_id, distance)
+            for i, d in zip(usable, decisions, strict=True):
+                results[i] = ScreenedFace(
+                    found.faces[i].box, frame, d.status, d.pupil_id, d.distance, d.candidates
+                )
         log.debug(
             "frame %d: %d faces (%d below quality floor)%s",
             frame,

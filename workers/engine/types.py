@@ -9,7 +9,9 @@ Conventions, stated once for the whole engine:
   image (face_recognition's order), clipped to the image.
 * Encodings are dlib's 128-d face descriptors, ``float64``; distances are
   Euclidean between them.
-* ``frame`` is 0 for still images and the source frame index for videos.
+* ``frame`` is 0 for still images and, for videos, the frame's number in decoding
+  order (0..N-1, as ``imaging.iter_video_frames`` numbers them), never a number
+  derived from the container's claimed frame rate.
 """
 
 from __future__ import annotations
