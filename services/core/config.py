@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # onnxruntime threads per worker process for face detection and descriptors;
     # 0 = min(2, CPUs), or CPUs / concurrency for `consentgate worker --concurrency N>1`.
     detector_threads: int = Field(default=0, ge=0)
-    # Video sampling rate in frames per second of video time.
+    # Previews and review pictures only: screening looks at every decoded frame.
     video_sample_fps: float = Field(default=2.0, ge=2.0)
 
     # Screening time limit per medium, in seconds; past it the medium is failed.
