@@ -211,6 +211,8 @@ def video_regions(blur: list[Face], width: int, height: int) -> dict[int, list[B
 # before and after each detection, for the same reason.
 VIDEO_ROUNDS = 4
 VIDEO_DILATE_FRAMES = 2
+# From this round on, a frame in which the check still finds a face is blurred whole.
+WHOLE_FRAME_ROUND = 3
 
 
 def _dilate(regions: dict[int, list[Box]], frame: int, box: Box, frames: int) -> None:
@@ -254,8 +256,9 @@ def make_redacted_video(
     """Every frame re-encoded with the faces not allowed on the channel blurred, from the
     same frame sequence screening saw; then the copy, exactly as it will be published, is
     screened again on every frame. Whatever that check finds that may not be shown is
-    blurred as well and the copy made again (VIDEO_ROUNDS at most); the copy goes out
-    only if the last check finds nothing but blurred regions and allowed faces."""
+    blurred as well and the copy made again (VIDEO_ROUNDS at most; from WHOLE_FRAME_ROUND
+    on, such a frame is blurred whole); the copy goes out only if the last check finds
+    nothing but blurred regions and allowed faces."""
     fps = probe_video(source).fps
     target = source.with_name("redacted.webm")
     expected = media.frames_screened or 0
@@ -274,7 +277,7 @@ def make_redacted_video(
     version = OrganisationRepository(session).gallery_version(media.org_id)
     faces_gallery = gallery(session, settings, media.org_id, version)
     problems: list[Reason] = []
-    for _ in range(VIDEO_ROUNDS):
+    for round_number in range(1, VIDEO_ROUNDS + 1):
         frames, _, _ = _write_video(source, target, fps, regions)
         if frames != expected:
             return RedactedVideo(b"", blur, [Reason(rc.CHANGED_WHILE_PUBLISHING,
@@ -289,7 +292,13 @@ def make_redacted_video(
             for reason in _problems(session, [found], regions.get(found.frame, []),
                                     cleared_visible.get(found.frame, []), channel, today):
                 problems.append(Reason(reason.code, {**reason.data, "frame": found.frame}))
-                _dilate(regions, found.frame, grow(found.box, width, height), expected)
+                if round_number < WHOLE_FRAME_ROUND:
+                    _dilate(regions, found.frame, grow(found.box, width, height), expected)
+                else:
+                    # A crowd where every blur reveals another candidate: the frame (and
+                    # its neighbours) goes out blurred whole rather than the video not at
+                    # all. The next round checks that too.
+                    _dilate(regions, found.frame, (0, width, height, 0), expected)
         if not problems:
             return RedactedVideo(target.read_bytes(), blur, [])
     # Say what is wrong once per place, not once per frame.
