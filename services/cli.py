@@ -36,14 +36,33 @@ def _prepare_embedded() -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
+DATA_DIR_HELP = ("Where the embedded database, broker and files live "
+                 "[env CONSENTGATE_DATA_DIR; default ./consentgate-data].")
+
+
 @click.group()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the embedded database, broker and files live "
-                   "[env CONSENTGATE_DATA_DIR; default ./consentgate-data].")
-def main(data_dir: Path | None) -> None:
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None) -> None:
     """ConsentGate: consent-aware image screening for schools."""
     _settings_reset(data_dir)
+    if ctx.invoked_subcommand == "serve":
+        return  # serve may name its own --data-dir; it prepares and migrates itself
     _prepare_embedded()
+    if ctx.invoked_subcommand not in (None, "migrate"):
+        _upgrade_embedded()
+
+
+def _upgrade_embedded() -> None:
+    """A fresh embedded data directory gets its schema before the first command uses it
+    (`org create` on a new install), as `serve` and `migrate` do. Production schemas
+    are upgraded only by `migrate`, deliberately."""
+    from models.migrate import upgrade
+    from services.core.config import get_settings
+
+    url = get_settings().resolved_database_url
+    if url.startswith("sqlite"):
+        upgrade(url)
 
 
 @main.command()
@@ -63,13 +82,20 @@ def migrate() -> None:
               help="Screening worker processes.")
 @click.option("--no-worker", is_flag=True, help="Run only the API (production runs workers "
               "separately).")
-def serve(host: str, port: int, concurrency: int, no_worker: bool) -> None:
+@click.option("--data-dir", "serve_data_dir", type=click.Path(path_type=Path), default=None,
+              help=DATA_DIR_HELP)
+def serve(host: str, port: int, concurrency: int, no_worker: bool,
+          serve_data_dir: Path | None) -> None:
     """Run the API, plus an embedded screening worker and scheduler."""
     import uvicorn
 
     from models.migrate import upgrade
     from services.core import runtime
     from services.core.config import get_settings
+
+    if serve_data_dir is not None:
+        _settings_reset(serve_data_dir)
+    _prepare_embedded()
 
     if "CONSENTGATE_PUBLIC_BASE_URL" not in os.environ:
         os.environ["CONSENTGATE_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
