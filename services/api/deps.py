@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import begin_write
+from models.db import transaction
 from services.api import websession
 from services.core import runtime
 from services.core.auth import Principal, authenticate
@@ -22,31 +22,16 @@ from storage.base import ObjectStore
 def _session(request: Request) -> Iterator[Session]:
     """One transaction per request, committed before the response is sent. Requests that
     may change something are write units (on SQLite: BEGIN IMMEDIATE, models.db)."""
-    session = runtime.sessions()()
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        begin_write(session)
-    try:
+    with transaction(runtime.sessions(),
+                     write=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _read_session() -> Iterator[Session]:
     """A read-only session for a request that writes in transactions of its own
     (publishing: no lock is held while the copy is made)."""
-    session = runtime.sessions()()
-    try:
+    with transaction(runtime.sessions(), write=False) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _principal(request: Request, session: SessionDep) -> Principal:
