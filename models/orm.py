@@ -95,6 +95,7 @@ class BiometricBy(StrEnum):
 class ConsentStatus(StrEnum):
     GRANTED = "granted"
     WITHDRAWN = "withdrawn"
+    REFUSED = "refused"
 
 
 class GivenBy(StrEnum):
@@ -164,13 +165,16 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: never expires. At or after this instant the key answers 401 (migration 0006).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
 
 
 class Pupil(Base):
     __tablename__ = "pupils"
-    __table_args__ = (UniqueConstraint("org_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("org_id", "external_id"),
+                      Index("ix_pupils_org_year", "org_id", "year_group"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -181,6 +185,8 @@ class Pupil(Base):
     year_group: Mapped[str] = mapped_column(String(32))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Registration (form) group from the MIS, e.g. "7KB"; None where never imported.
+    reg_group: Mapped[str | None] = mapped_column(String(32))
 
 
 class BiometricConsent(Base):

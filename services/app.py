@@ -11,7 +11,9 @@ from sqlalchemy import text
 
 from services.api import errors
 from services.api.errors import error_body
+from services.api.routes import imports as import_routes
 from services.api.routes import lifecycle, media, public, pupils, review
+from services.api.routes import tokens as token_routes
 from services.core import runtime
 from services.core.config import get_settings
 from services.web import install as install_web_pages
@@ -57,5 +59,7 @@ def create_app() -> FastAPI:
     app.include_router(public.router)
     app.include_router(lifecycle.router)
     app.include_router(review.router)
+    app.include_router(import_routes.router)
+    app.include_router(token_routes.router)
     install_web_pages(app)
     return app

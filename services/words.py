@@ -102,3 +102,40 @@ def reason_text(reason: Reason, names: Mapping[str, str] | None = None) -> str:
 
 def reason_texts(reasons: list[Reason], names: Mapping[str, str] | None = None) -> list[str]:
     return [reason_text(r, names) for r in reasons]
+
+
+# --- bulk enrolment (issue 10): why a reference photo was not enrolled ---------------
+
+_PHOTO_REFUSALS: dict[str, Callable[[Mapping[str, object]], str]] = {
+    "no_biometric_consent": lambda d: (
+        "no biometric consent: a parent's written consent to face matching is needed "
+        "first, and it must not have been withdrawn or objected to"),
+    "no_face": lambda d: "no face found in this photo",
+    "several_faces": lambda d: (
+        f"two or more faces ({d.get('faces', 2)}): use a photo of the pupil alone"),
+    "unclear_face": lambda d: "no clear face: use a clear, front-on photo",
+    "too_small": lambda d: (
+        f"the face is too small ({d.get('face_px')} px tall; at least "
+        f"{d.get('min_face_px')} px needed): use a larger or closer photo"),
+    "blurred": lambda d: "too blurred or too dark: use a sharp, well-lit photo",
+    "turned_away": lambda d: "the face is turned away: use a photo looking at the camera",
+    "left": lambda d: "this pupil is marked as left",
+    "bad_name": lambda d: "the file is not named <UPN>.jpg, <UPN>_2.jpg or .png",
+    "too_large": lambda d: "the file is larger than 25 MiB",
+    "undecodable": lambda d: "the file is not a photo that can be read",
+    "unsupported_media_type": lambda d: "the file is not a JPEG or PNG photo",
+    "unusable": lambda d: "this photo could not be used; try another",
+}
+
+
+def photo_refusal_text(code: str, data: Mapping[str, object]) -> str:
+    words = _PHOTO_REFUSALS.get(code)
+    return words(data) if words is not None else code.replace("_", " ")
+
+
+PHOTO_RESULTS = {
+    "enrolled": "enrolled",
+    "refused": "refused",
+    "unknown_upn": "no pupil with this UPN in the register",
+    "already_enrolled": "already enrolled (the same photo)",
+}

@@ -93,6 +93,43 @@ class AuditRepository:
         self.session.flush()
         return event
 
+    def append_many(
+        self,
+        *,
+        org_id: uuid.UUID | None,
+        actor: str,
+        events: list[tuple[str, str, dict[str, Any]]],
+    ) -> int:
+        """Append (action, target, details) events in order with one read and one write of
+        the head: a 600-pupil import is thousands of events, not thousands of round trips.
+        The chain is the same as appending them one by one."""
+        if not events:
+            return 0
+        self.session.info[AUDITED] = True
+        prev = self.session.scalar(
+            update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(count=AuditHead.count + len(events))
+            .returning(AuditHead.last_hash)
+        )
+        if prev is None:
+            self.session.add(AuditHead(id=1, count=len(events), last_hash=GENESIS))
+            self.session.flush()
+            prev = GENESIS
+        rows: list[AuditEvent] = []
+        for action, target, raw in events:
+            at = utcnow()
+            details = json.loads(json.dumps(raw, default=str))
+            digest = event_hash(prev, org_id, actor, action, target, canonical_time(at),
+                                details)
+            rows.append(AuditEvent(org_id=org_id, actor=actor, action=action, target=target,
+                                   at=at, details=details, prev_hash=prev, hash=digest))
+            prev = digest
+        self.session.add_all(rows)
+        self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
+        self.session.flush()
+        return len(rows)
+
     def list_events(self, org_id: uuid.UUID, *, limit: int = 200, before_id: int | None = None
              ) -> list[AuditEvent]:
         query = (

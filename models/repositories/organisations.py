@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from models.orm import ApiToken, Organisation
+from models.orm import ApiToken, Organisation, WebSession
 
 
 class OrganisationRepository:
@@ -89,13 +90,49 @@ class TokenRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(self, org_id: uuid.UUID, role: str, name: str, token_hash: str) -> ApiToken:
-        token = ApiToken(org_id=org_id, role=role, name=name, token_hash=token_hash)
+    def create(self, org_id: uuid.UUID, role: str, name: str, token_hash: str,
+               expires_at: datetime | None = None) -> ApiToken:
+        token = ApiToken(org_id=org_id, role=role, name=name, token_hash=token_hash,
+                         expires_at=expires_at)
         self.session.add(token)
         self.session.flush()
         return token
 
-    def get_active_by_hash(self, token_hash: str) -> ApiToken | None:
+    def get_active_by_hash(self, token_hash: str, now: datetime) -> ApiToken | None:
+        """The token if it is neither revoked nor expired at `now`."""
         return self.session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+            select(ApiToken).where(ApiToken.token_hash == token_hash,
+                                   ApiToken.revoked_at.is_(None), usable_at(now))
         )
+
+    def get(self, token_id: uuid.UUID) -> ApiToken | None:
+        return self.session.get(ApiToken, token_id)
+
+    def get_by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+    def list_for_org(self, org_id: uuid.UUID) -> list[ApiToken]:
+        return list(self.session.scalars(
+            select(ApiToken).where(ApiToken.org_id == org_id).order_by(ApiToken.created_at)
+        ))
+
+    def revoke(self, token_id: uuid.UUID, now: datetime) -> int:
+        """Mark the token revoked and end every browser session made with it; returns how
+        many sessions ended. Revoking twice keeps the first time."""
+        self.session.execute(
+            update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        ended = self.session.execute(
+            update(WebSession)
+            .where(WebSession.token_id == token_id, WebSession.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+        self.session.flush()
+        self.session.expire_all()
+        return int(getattr(ended, "rowcount", 0) or 0)
+
+
+def usable_at(now: datetime) -> Any:
+    """SQL condition: the token has no expiry or expires after `now`."""
+    return or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now)

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from models.orm import (
@@ -44,6 +44,88 @@ class PupilRepository:
                 .order_by(Pupil.family_name, Pupil.given_name)
             )
         )
+
+    # --- the register at scale (issue 10) ----------------------------------
+    def search(
+        self,
+        org_id: uuid.UUID,
+        *,
+        q: str | None = None,
+        year_group: str | None = None,
+        reg_group: str | None = None,
+        active: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Pupil], int]:
+        """One page of the register in name order, and how many match in all. `q` matches
+        the start of the UPN, or any part of a given or family name, case-insensitively."""
+        where = [Pupil.org_id == org_id]
+        if q:
+            # LIKE wildcards typed into the search box are searched for as nothing.
+            term = "".join(c for c in q.strip() if c not in "\\%_")
+            like = f"%{term.lower()}%"
+            where.append(or_(
+                func.lower(Pupil.given_name).like(like),
+                func.lower(Pupil.family_name).like(like),
+                func.lower(Pupil.given_name + " " + Pupil.family_name).like(like),
+                func.upper(Pupil.external_id).like(f"{term.upper()}%"),
+            ))
+        if year_group:
+            where.append(Pupil.year_group == year_group)
+        if reg_group:
+            where.append(Pupil.reg_group == reg_group)
+        if active is not None:
+            where.append(Pupil.active.is_(active))
+        total = int(self.session.scalar(select(func.count()).select_from(Pupil).where(*where))
+                    or 0)
+        rows = self.session.scalars(
+            select(Pupil).where(*where)
+            .order_by(Pupil.family_name, Pupil.given_name, Pupil.id)
+            .limit(limit).offset(offset)
+        )
+        return list(rows), total
+
+    def groups(self, org_id: uuid.UUID) -> tuple[list[str], list[str]]:
+        """The organisation's year groups and registration groups, for filters."""
+        years = self.session.scalars(
+            select(Pupil.year_group).where(Pupil.org_id == org_id).distinct()
+        )
+        regs = self.session.scalars(
+            select(Pupil.reg_group).where(Pupil.org_id == org_id, Pupil.reg_group.is_not(None))
+            .distinct()
+        )
+        return sorted(years, key=_natural), sorted((r for r in regs if r), key=_natural)
+
+    def by_external_id(self, org_id: uuid.UUID) -> dict[str, Pupil]:
+        """Every pupil of the organisation keyed by external id (one query)."""
+        return {p.external_id: p for p in self.session.scalars(
+            select(Pupil).where(Pupil.org_id == org_id))}
+
+    def add_many(self, rows: Sequence[object]) -> None:
+        """Insert many rows in one flush (executemany / insertmanyvalues)."""
+        self.session.add_all(rows)
+        self.session.flush()
+
+    def reference_hashes(self, pupil_ids: Iterable[uuid.UUID]) -> set[tuple[uuid.UUID, str]]:
+        """(pupil id, sha256 of the photo) for every reference photo of these pupils."""
+        ids = set(pupil_ids)
+        if not ids:
+            return set()
+        rows = self.session.execute(
+            select(ReferencePhoto.pupil_id, ReferencePhoto.sha256)
+            .where(ReferencePhoto.pupil_id.in_(ids))
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    def template_counts(self, pupil_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+        ids = set(pupil_ids)
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(FaceTemplate.pupil_id, func.count()).where(FaceTemplate.pupil_id.in_(ids))
+            .group_by(FaceTemplate.pupil_id)
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     def get_many(self, pupil_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Pupil]:
         ids = set(pupil_ids)
@@ -190,3 +272,9 @@ class PupilRepository:
             .where(Pupil.org_id == org_id, Pupil.active.is_(True))
         )
         return [(r[0], r[1]) for r in rows]
+
+
+def _natural(text: str) -> tuple[int, str]:
+    """"Year 2" before "Year 10": sort by the first number in the text, then the text."""
+    digits = "".join(c if c.isdigit() else " " for c in text).split()
+    return (int(digits[0]) if digits else 1_000_000, text)

@@ -17,6 +17,7 @@ from models.orm import (
     ReviewDecision,
     WebSession,
 )
+from models.repositories.organisations import usable_at
 
 
 class ReviewRepository:
@@ -141,6 +142,7 @@ class WebSessionRepository:
                 WebSession.ended_at.is_(None),
                 WebSession.expires_at > now,
                 ApiToken.revoked_at.is_(None),
+                usable_at(now),
             )
         ).first()
         return None if row is None else (row[0], row[1])

@@ -45,6 +45,8 @@ class PupilOut(BaseModel):
     # No template, or the newest is older than the policy's reenrol_after_days.
     needs_reenrolment: bool
     consents: dict[str, ConsentOut]
+    # Registration group from the MIS import; None where never imported.
+    reg_group: str | None = None
 
 
 class BiometricIn(BaseModel):

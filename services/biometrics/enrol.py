@@ -40,7 +40,8 @@ def compute_template(settings: Settings, data: bytes) -> Encoding:
     try:
         return engine_for(settings).reference_template(rgb)
     except EnrolmentRejected as exc:
-        raise InvalidInput(exc.reason, reason=exc.reason) from exc
+        raise InvalidInput(exc.reason, reason=exc.reason, reason_code=exc.code,
+                           **exc.data) from exc
 
 
 def store_template(session: Session, store: ObjectStore, settings: Settings,

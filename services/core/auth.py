@@ -6,9 +6,11 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from models.clock import utcnow
 from models.orm import Organisation, Role
 from models.repositories.organisations import TokenRepository
 from services.core.errors import Forbidden, Unauthenticated
@@ -42,16 +44,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, org: Organisation, role: Role, name: str) -> str:
+def issue_token(session: Session, org: Organisation, role: Role, name: str,
+                expires_at: datetime | None = None) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    TokenRepository(session).create(org.id, role.value, name, hash_token(token))
+    TokenRepository(session).create(org.id, role.value, name, hash_token(token), expires_at)
     return token
 
 
 def authenticate(session: Session, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("missing bearer token")
-    row = TokenRepository(session).get_active_by_hash(hash_token(token))
+    # Revoked or expired keys fail here, on every request: nothing caches a principal.
+    row = TokenRepository(session).get_active_by_hash(hash_token(token), utcnow())
     if row is None:
-        raise Unauthenticated("invalid or revoked token")
+        raise Unauthenticated("invalid, revoked or expired token")
     return Principal(token_id=row.id, org=row.organisation, role=Role(row.role), name=row.name)

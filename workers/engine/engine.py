@@ -668,30 +668,35 @@ class FaceEngine:
         cfg = self.config
         found = self.find_faces(rgb, rotations=True)
         if not found.faces:
-            raise EnrolmentRejected("No face found in this photo")
+            raise EnrolmentRejected("No face found in this photo", "no_face")
         # Small background faces do not count against "alone"; anything big enough to
         # be screened does, because the template must not be someone else's face.
         visible = [f for f in found.faces if f.height_px >= cfg.min_face_px]
         if len(visible) > 1:
             raise EnrolmentRejected(
-                f"This photo shows {len(visible)} faces; use a photo of the pupil alone"
+                f"This photo shows {len(visible)} faces; use a photo of the pupil alone",
+                "several_faces", faces=len(visible),
             )
         face = max(found.faces, key=lambda f: f.height_px)
         if face.score < cfg.enrol_min_score:
             raise EnrolmentRejected(
-                "No clear face found in this photo; use a clear, front-on photo"
+                "No clear face found in this photo; use a clear, front-on photo",
+                "unclear_face",
             )
         if face.height_px < cfg.enrol_min_face_px:
             raise EnrolmentRejected(
-                f"The face is too small ({round(face.height_px)} px tall); use a closer photo"
+                f"The face is too small ({round(face.height_px)} px tall); use a closer photo",
+                "too_small", face_px=round(face.height_px), min_face_px=cfg.enrol_min_face_px,
             )
         if face.sharpness < cfg.enrol_min_sharpness:
             raise EnrolmentRejected(
-                "The photo is too blurred (or too dark); use a sharp, well-lit photo"
+                "The photo is too blurred (or too dark); use a sharp, well-lit photo",
+                "blurred",
             )
         if abs(face.yaw) > cfg.enrol_max_yaw or face.frontal < cfg.enrol_min_frontal:
             raise EnrolmentRejected(
-                "The face is turned away from the camera; use a photo looking straight at it"
+                "The face is turned away from the camera; use a photo looking straight at it",
+                "turned_away",
             )
         # Templates come from dlib's own network: they are stored for years and must be
         # reproducible by face_recognition itself.

@@ -17,7 +17,7 @@ Conventions, stated once for the whole engine:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -95,11 +95,15 @@ class GalleryEntry:
 
 
 class EnrolmentRejected(Exception):
-    """A reference photo that cannot become a template; `reason` is shown to the user."""
+    """A reference photo that cannot become a template; `reason` is shown to the user,
+    `code` (no_face, several_faces, unclear_face, too_small, blurred, turned_away,
+    unusable) and `data` are for callers that report many photos at once."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str = "unusable", **data: Any) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
+        self.data = data
 
 
 def box_iou(a: Box, b: Box) -> float:

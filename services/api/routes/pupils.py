@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile, status
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from models.clock import utcnow
 from models.orm import Channel, Pupil, Role
@@ -39,6 +39,7 @@ def _out(session: SessionDep, pupil: Pupil) -> schemas.PupilOut:
     return schemas.PupilOut(
         id=pupil.id, external_id=pupil.external_id, given_name=pupil.given_name,
         family_name=pupil.family_name, year_group=pupil.year_group, active=pupil.active,
+        reg_group=pupil.reg_group,
         biometric_consent=biometric_is_current(repo.biometric_history(pupil.id)),
         templates=repo.template_count(pupil.id),
         template_age_days=age,
@@ -63,10 +64,66 @@ def create_pupil(body: schemas.PupilIn, session: SessionDep,
     return _out(session, pupil)
 
 
+# A page of the register; a school's whole roll is a few pages of the maximum.
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+
+
 @router.get("")
-def list_pupils(session: SessionDep, principal: CurrentPrincipal) -> list[schemas.PupilOut]:
+def list_pupils(
+    session: SessionDep, principal: CurrentPrincipal, response: Response,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[str | None, Query(max_length=100, description="name or UPN")] = None,
+    year_group: Annotated[str | None, Query(max_length=32)] = None,
+    reg_group: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[schemas.PupilOut]:
+    """One page in name order; the X-Total-Count header says how many match in all."""
     principal.require(Role.SLT, Role.ADMIN)
-    return [_out(session, p) for p in PupilRepository(session).list_pupils(principal.org_id)]
+    found, total = PupilRepository(session).search(
+        principal.org_id, q=q, year_group=year_group, reg_group=reg_group, limit=limit,
+        offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return out_many(session, principal.org.policy, found)
+
+
+def out_many(session: SessionDep, org_policy: dict[str, Any],
+             found: list[Pupil]) -> list[schemas.PupilOut]:
+    """PupilOut for a page of pupils in a fixed number of queries (not several per
+    pupil)."""
+    repo = PupilRepository(session)
+    ids = [p.id for p in found]
+    now = utcnow()
+    today = now.date()
+    latest = repo.latest_consents(ids)
+    histories = repo.biometric_histories(ids)
+    newest = repo.newest_template_times(ids)
+    counts = repo.template_counts(ids)
+    policy = policy_of(org_policy)
+    by_pupil: dict[uuid.UUID, dict[str, Any]] = {}
+    for (pid, channel), r in latest.items():
+        by_pupil.setdefault(pid, {})[channel] = r
+    out = []
+    for pupil in found:
+        age = template_age_days(newest.get(pupil.id), now)
+        out.append(schemas.PupilOut(
+            id=pupil.id, external_id=pupil.external_id, given_name=pupil.given_name,
+            family_name=pupil.family_name, year_group=pupil.year_group, active=pupil.active,
+            reg_group=pupil.reg_group,
+            biometric_consent=biometric_is_current(histories.get(pupil.id, [])),
+            templates=counts.get(pupil.id, 0), template_age_days=age,
+            needs_reenrolment=policy.needs_reenrolment(age),
+            consents={
+                channel: schemas.ConsentOut(
+                    channel=channel, status=r.status, given_by=r.given_by,
+                    evidence_ref=r.evidence_ref, recorded_by=r.recorded_by,
+                    recorded_at=r.recorded_at, expires_on=r.expires_on,
+                    in_force=consent_in_force(r, today),
+                )
+                for channel, r in by_pupil.get(pupil.id, {}).items()
+            },
+        ))
+    return out
 
 
 @router.get("/{pupil_id}")

@@ -1,0 +1,1 @@
+"""Bulk import of the register from a school MIS, and of enrolment photos."""
