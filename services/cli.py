@@ -14,10 +14,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from models.orm import Role
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from services.core.auth import Principal
 
 
 def _settings_reset(data_dir: Path | None) -> None:
@@ -260,23 +266,183 @@ def token() -> None:
 @click.option("--org", "org_slug", required=True)
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--name", required=True, help="Who or what holds the token.")
-def token_create(org_slug: str, role: str, name: str) -> None:
+@click.option("--expires-in", "expires_in", default=None,
+              help="Expire after this long: 12h, 90d, 2w (default: never).")
+def token_create(org_slug: str, role: str, name: str, expires_in: str | None) -> None:
     """Print a new bearer token once, alone on the last line."""
     from models.db import transaction
     from models.repositories.organisations import OrganisationRepository
     from services.core import runtime
-    from services.core.audit import SystemActor, record
-    from services.core.auth import issue_token
+    from services.core import tokens as keys
+    from services.core.audit import SystemActor
+    from services.core.errors import InvalidInput
 
+    try:
+        lifetime = keys.parse_duration(expires_in) if expires_in is not None else None
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param_hint="--expires-in") from exc
     with transaction(runtime.sessions()) as session:
         found = OrganisationRepository(session).get_by_slug(org_slug)
         if found is None:
             raise click.ClickException(f"no organisation {org_slug!r}")
-        secret = issue_token(session, found, Role(role), name)
-        record(session, SystemActor("cli", found.id), "token.created", f"org:{found.id}",
-               {"role": role, "name": name})
-    click.echo(f"token for {name} ({role} at {org_slug}); it is shown only once:", err=True)
-    click.echo(secret)
+        issued = keys.create(session, SystemActor("cli", found.id), found, Role(role), name,
+                             lifetime)
+        until = issued.token.expires_at
+    expiry = f", expires {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    click.echo(f"token for {name} ({role} at {org_slug}{expiry}); it is shown only once:",
+               err=True)
+    click.echo(issued.secret)
+
+
+@token.command("list")
+@click.option("--org", "org_slug", required=True)
+def token_list(org_slug: str) -> None:
+    """One key a line: id, role, name, created, expiry, revoked (tab-separated)."""
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services.core import runtime
+    from services.core import tokens as keys
+
+    with transaction(runtime.sessions(), write=False) as session:
+        found = OrganisationRepository(session).get_by_slug(org_slug)
+        if found is None:
+            raise click.ClickException(f"no organisation {org_slug!r}")
+        for t in keys.list_tokens(session, found.id):
+            expiry = f"expires {t.expires_at:%Y-%m-%dT%H:%MZ}" if t.expires_at else "no expiry"
+            if t.expires_at and keys.state(t) == "expired":
+                expiry = f"expired {t.expires_at:%Y-%m-%dT%H:%MZ}"
+            revoked = f"revoked {t.revoked_at:%Y-%m-%dT%H:%MZ}" if t.revoked_at else "active"
+            click.echo(f"{t.id}\t{t.role}\t{t.name}\tcreated {t.created_at:%Y-%m-%dT%H:%MZ}"
+                       f"\t{expiry}\t{revoked}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=click.UUID)
+def token_revoke(token_id: object) -> None:
+    """Revoke a key at once: it answers 401 from now on and its browser sessions end."""
+    import uuid
+
+    from models.db import transaction
+    from models.repositories.organisations import TokenRepository
+    from services.core import runtime
+    from services.core import tokens as keys
+    from services.core.audit import SystemActor
+
+    assert isinstance(token_id, uuid.UUID)
+    with transaction(runtime.sessions()) as session:
+        row = TokenRepository(session).get(token_id)
+        if row is None:
+            raise click.ClickException(f"no API key {token_id}")
+        was = row.revoked_at
+        keys.revoke(session, SystemActor("cli", row.org_id), token_id)
+    click.echo(f"key {token_id} was already revoked" if was else f"revoked key {token_id}")
+
+
+# --- bulk import (issue 10) -------------------------------------------------------------
+
+
+@main.group("import")
+def import_group() -> None:
+    """Bulk import: the register from an MIS export, enrolment photos by UPN."""
+
+
+def _operator(session: Session, org_slug: str) -> Principal:
+    """The person at the command line, as a principal with full rights in the
+    organisation (audited as admin:cli)."""
+    import uuid
+
+    from models.repositories.organisations import OrganisationRepository
+    from services.core.auth import Principal
+
+    found = OrganisationRepository(session).get_by_slug(org_slug)
+    if found is None:
+        raise click.ClickException(f"no organisation {org_slug!r}")
+    return Principal(token_id=uuid.UUID(int=0), org=found, role=Role.ADMIN, name="cli")
+
+
+@import_group.command("pupils")
+@click.option("--org", "org_slug", required=True)
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change.")
+@click.option("--sync", is_flag=True, help="Mark pupils missing from the file as left "
+              "(templates erased, publications decided again).")
+def import_pupils(org_slug: str, csv_file: Path, dry_run: bool, sync: bool) -> None:
+    """Import pupils and consents from a SIMS, Arbor or ConsentGate CSV (docs/import.md).
+
+    Atomic: a file with any error imports nothing, and every error is listed."""
+    from models.db import transaction
+    from services.core import runtime
+    from services.core.config import get_settings
+    from services.core.errors import InvalidInput
+    from services.imports import pupils as importer
+
+    data = csv_file.read_bytes()
+    bars: dict[str, object] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            label = {"check": "checking rows", "leavers": "marking leavers"}.get(stage, stage)
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar.__enter__()
+            bars[stage] = bar
+        bar.update(1)  # type: ignore[attr-defined]
+        if done >= total:
+            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+    try:
+        with transaction(runtime.sessions(), write=not dry_run) as session:
+            principal = _operator(session, org_slug)
+            result = importer.import_pupils(session, get_settings(), principal, data,
+                                            sync=sync, dry_run=dry_run, progress=progress)
+    except InvalidInput as exc:
+        for e in exc.details.get("errors", []):
+            click.echo(f"row {e['row']}, column {e['column'] or '-'}: {e['message']}"
+                       + (f" ({e['value']!r})" if e.get("value") else ""), err=True)
+        raise click.ClickException(exc.message) from exc
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{result.rows} rows ({result.format} format): {result.created} created, "
+               f"{result.updated} updated, {result.unchanged} unchanged, {result.left} "
+               f"left, {result.consents_recorded} consents recorded"
+               + (" (dry run: nothing was changed)" if dry_run else ""))
+    if result.ignored_columns:
+        click.echo(f"columns not used: {', '.join(result.ignored_columns)}", err=True)
+    if result.publications_taken_down and not dry_run:
+        click.echo(f"{result.publications_taken_down} publications {verb} taken down")
+
+
+@import_group.command("photos")
+@click.option("--org", "org_slug", required=True)
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+def import_photos(org_slug: str, source: Path) -> None:
+    """Enrol reference photos named <UPN>.jpg or <UPN>_2.jpg from a folder or a zip."""
+    from models.db import transaction
+    from services.core import runtime
+    from services.core.config import get_settings
+    from services.core.errors import InvalidInput
+    from services.imports import photos as importer
+    from services.words import PHOTO_RESULTS, photo_refusal_text
+
+    try:
+        entries = (importer.entries_from_dir(source) if source.is_dir()
+                   else importer.entries_from_zip(source.read_bytes()))
+    except InvalidInput as exc:
+        raise click.ClickException(exc.message) from exc
+    with click.progressbar(length=len(entries), label="checking photos",
+                           file=sys.stderr) as bar, transaction(runtime.sessions()) as session:
+        principal = _operator(session, org_slug)
+        outcome = importer.import_photos(
+            session, runtime.store(), get_settings(), principal,
+            entries, progress=lambda stage, _d, _t: bar.update(1) if stage == "check"
+            else None)
+    for r in outcome.results:
+        words = (photo_refusal_text(r.reason, r.data) if r.reason is not None
+                 else PHOTO_RESULTS[r.result])
+        click.echo(f"{r.file}\t{r.result}\t{words}")
+    counts = outcome.counts()
+    click.echo(f"{counts['enrolled']} enrolled, {counts['refused']} refused, "
+               f"{counts['unknown_upn']} unknown UPN, {counts['already_enrolled']} already "
+               "enrolled")
 
 
 @main.group()
