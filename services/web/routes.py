@@ -4,12 +4,14 @@ bars and live status. Every page works from the same services as the API."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -47,12 +49,14 @@ from services.api.deps import (
 from services.api.errors import status_for
 from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.core import runtime
+from services.core import tokens as api_keys
 from services.core.auth import Principal
 from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
 from services.core.policy import policy_of
 from services.gate.decide import decide_media
 from services.gate.reasons import Reason
 from services.gate.rules import biometric_is_current, consent_in_force
+from services.imports import pupils as pupil_import
 from services.publish import service as publishing
 from services.register import service as register
 from services.review import decisions, detail, images
@@ -101,6 +105,7 @@ DONE = {
     "biometric": "Face-matching consent recorded.",
     "photo": "Enrolment photo added.",
     "pupil": "Pupil added.",
+    "revoked": "Key revoked. It no longer works, and anyone signed in with it is signed out.",
 }
 
 
@@ -455,20 +460,37 @@ def register_page(request: Request, session: SessionDep, user: PageUser) -> HTML
     return _register_page(request, session, user)
 
 
+# Rows per register page: a class or two at a time; search and filters find the rest.
+REGISTER_PAGE = 50
+
+
 def _register_page(request: Request, session: SessionDep, user: websession.Current, *,
-                   error: str | None = None, status: int = 200) -> HTMLResponse:
+                   error: str | None = None, status: int = 200,
+                   **extra: Any) -> HTMLResponse:
     user.principal.require(*REVIEWERS)
     repo = PupilRepository(session)
-    pupils = repo.list_pupils(user.principal.org_id)
-    latest = repo.latest_consents(p.id for p in pupils)
-    newest = repo.newest_template_times(p.id for p in pupils)
+    query = request.query_params
+    q = (query.get("q") or "").strip()[:100]
+    year = (query.get("year") or "").strip()[:32]
+    reg = (query.get("reg") or "").strip()[:32]
+    page_text = query.get("page") or "1"
+    page = max(1, int(page_text)) if page_text.isdigit() else 1
+    pupils, total = repo.search(user.principal.org_id, q=q or None, year_group=year or None,
+                                reg_group=reg or None, limit=REGISTER_PAGE,
+                                offset=(page - 1) * REGISTER_PAGE)
+    ids = [p.id for p in pupils]
+    latest = repo.latest_consents(ids)
+    newest = repo.newest_template_times(ids)
+    histories = repo.biometric_histories(ids)
+    counts = repo.template_counts(ids)
+    years, regs = repo.groups(user.principal.org_id)
     policy = policy_of(user.principal.org.policy)
     now = utcnow()
     today = now.date()
     rows = []
     for p in pupils:
-        biometric = biometric_is_current(repo.biometric_history(p.id))
-        photos = repo.template_count(p.id)
+        biometric = biometric_is_current(histories.get(p.id, []))
+        photos = counts.get(p.id, 0)
         age = template_age_days(newest.get(p.id), now)
         rows.append({
             "pupil": p,
@@ -483,9 +505,21 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
                 for c in policy.channels
             },
         })
+    pages = max(1, -(-total // REGISTER_PAGE))
+
+    def link(to_page: int) -> str:
+        params = {k: v for k, v in (("q", q), ("year", year), ("reg", reg)) if v}
+        params["page"] = str(to_page)
+        return "/register?" + urlencode(params)
+
     return render(request, "register.html", user, status=status, rows=rows, error=error,
                   channels=[c.value for c in policy.channels],
-                  reenrol_after_days=policy.reenrol_after_days)
+                  reenrol_after_days=policy.reenrol_after_days,
+                  q=q, year=year, reg=reg, years=years, regs=regs, total=total, page=page,
+                  pages=pages, first=(page - 1) * REGISTER_PAGE + 1 if total else 0,
+                  last=min(total, page * REGISTER_PAGE),
+                  prev_link=link(page - 1) if page > 1 else None,
+                  next_link=link(page + 1) if page < pages else None, **extra)
 
 
 def _consent_word(record: Any, today: date) -> str:
@@ -493,6 +527,8 @@ def _consent_word(record: Any, today: date) -> str:
         return "not recorded"
     if record.status == ConsentStatus.WITHDRAWN:
         return "withdrawn"
+    if record.status == ConsentStatus.REFUSED:
+        return "refused"
     if not consent_in_force(record, today):
         return "expired"
     return "yes"
@@ -635,3 +671,109 @@ def audit_page(request: Request, session: SessionDep, user: PageUser,
 
 def signin_redirect(next_path: str) -> RedirectResponse:
     return _redirect("/signin?next=" + quote(_local(next_path)))
+
+
+# ------------------------------------------------------- register import (issue 10)
+
+
+@router.get("/register/import/template.csv")
+def register_import_template(user: PageUser) -> Response:
+    user.principal.require(*REVIEWERS)
+    return Response(pupil_import.template_csv(), media_type="text/csv", headers={
+        **SECURITY_HEADERS,
+        "Content-Disposition": 'attachment; filename="consentgate-pupils.csv"'})
+
+
+@router.post("/register/import", response_class=HTMLResponse)
+def register_import(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PostingUser,
+    file: Annotated[UploadFile | None, File()] = None,
+    content: Annotated[str, Form()] = "",
+    sync: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "preview",
+) -> Response:
+    """Preview (a dry run: counts, or every error) first; the preview page carries the
+    checked file on to the Import button, so it need not be chosen again."""
+    user.principal.require(*REVIEWERS)
+    try:
+        if content:
+            data = base64.b64decode(content.encode(), validate=True)
+        elif file is not None:
+            data = file.file.read(pupil_import.MAX_BYTES + 1)
+        else:
+            data = b""
+        if not data:
+            raise InvalidInput("choose a CSV file first")
+        dry_run = action != "import"
+        result = pupil_import.import_pupils(session, settings, user.principal, data,
+                                            sync=bool(sync), dry_run=dry_run)
+    except (ConsentGateError, binascii.Error) as exc:
+        session.rollback()
+        problem = exc if isinstance(exc, ConsentGateError) else InvalidInput(
+            "the checked file was damaged; choose it again")
+        errors = problem.details.get("errors") if isinstance(problem, InvalidInput) else None
+        return _register_page(request, session, user, error=problem.message,
+                              status=status_for(problem), import_errors=errors or [])
+    if dry_run:
+        return _register_page(request, session, user, preview=result.as_json(),
+                              preview_content=base64.b64encode(data).decode(),
+                              preview_sync=bool(sync))
+    return _register_page(request, session, user, imported=result.as_json())
+
+
+# ------------------------------------------------------------- API keys (issue 10)
+
+
+KEY_LIFETIMES = {"": None, "30d": "30d", "90d": "90d", "365d": "365d"}
+
+
+def _keys_page(request: Request, session: SessionDep, user: websession.Current, *,
+               error: str | None = None, status: int = 200, **extra: Any) -> HTMLResponse:
+    user.principal.require(Role.ADMIN)
+    now = utcnow()
+    keys = [{"token": t, "state": api_keys.state(t, now)}
+            for t in api_keys.list_tokens(session, user.principal.org_id)]
+    return render(request, "keys.html", user, status=status, error=error, keys=keys,
+                  roles=[r.value for r in Role], **extra)
+
+
+@router.get("/keys", response_class=HTMLResponse)
+def keys_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
+    return _keys_page(request, session, user)
+
+
+@router.post("/keys", response_class=HTMLResponse)
+def keys_create(
+    request: Request, session: SessionDep, user: PostingUser,
+    name: Annotated[str, Form()] = "", role: Annotated[str, Form()] = "",
+    expires_in: Annotated[str, Form()] = "",
+) -> Response:
+    user.principal.require(Role.ADMIN)
+    try:
+        if not name.strip() or role not in {r.value for r in Role}:
+            raise InvalidInput("give the key a name (who holds it) and a role")
+        if expires_in not in KEY_LIFETIMES:
+            raise InvalidInput("choose how long the key lasts")
+        lifetime = api_keys.parse_duration(expires_in) if expires_in else None
+        issued = api_keys.create(session, user.principal, user.principal.org, Role(role),
+                                 name.strip()[:200], lifetime)
+    except ConsentGateError as exc:
+        session.rollback()
+        return _keys_page(request, session, user, error=exc.message, status=status_for(exc))
+    return _keys_page(request, session, user, new_secret=issued.secret,
+                      new_name=issued.token.name)
+
+
+@router.post("/keys/{token_id}/revoke", response_class=HTMLResponse)
+def keys_revoke(request: Request, token_id: uuid.UUID, session: SessionDep,
+                user: PostingUser) -> Response:
+    user.principal.require(Role.ADMIN)
+    try:
+        api_keys.revoke(session, user.principal, token_id, user.principal.org_id)
+    except ConsentGateError as exc:
+        session.rollback()
+        return _keys_page(request, session, user, error=exc.message, status=status_for(exc))
+    if token_id == user.principal.token_id:
+        # Your own key: this session has just ended with it.
+        return _redirect("/signin")
+    return _redirect("/keys?done=revoked")
