@@ -119,6 +119,100 @@ def _upn_of(name: str) -> str | None:
     return found.group(1).upper() if found else None
 
 
+@dataclass
+class Plan:
+    """What a photo import will do: a result per file, and the photos still to enrol
+    (with their templates once computed)."""
+
+    results: list[PhotoResult]
+    ready: list[tuple[PhotoResult, Pupil, bytes, Any]]
+
+
+def plan(session: Session, principal: Principal,
+         entries: Iterable[tuple[str, bytes]]) -> Plan:
+    """Match files to pupils and check consent (database reads only)."""
+    items = list(entries)
+    repo = PupilRepository(session)
+    register = repo.by_external_id(principal.org_id)
+    candidates = [register[u] for u in {_upn_of(n) for n, _ in items} if u in register]
+    histories = repo.biometric_histories(p.id for p in candidates)
+    enrolled = repo.reference_hashes(p.id for p in candidates)
+    results: list[PhotoResult] = []
+    ready: list[tuple[PhotoResult, Pupil, bytes, Any]] = []
+    for name, data in items:
+        upn = _upn_of(name)
+        result = PhotoResult(file=name, result=REFUSED, upn=upn)
+        results.append(result)
+        pupil = register.get(upn) if upn else None
+        if upn is None:
+            result.reason = "bad_name"
+        elif pupil is None:
+            result.result = UNKNOWN_UPN
+        elif not data:
+            result.reason, result.data = "too_large", {"max_bytes": MAX_FILE_BYTES}
+        elif not pupil.active:
+            result.reason = "left"
+        elif not biometric_is_current(histories.get(pupil.id, [])):
+            # Checked before the engine runs: a face without consent is never processed.
+            result.reason = "no_biometric_consent"
+        elif (pupil.id, hashlib.sha256(data).hexdigest()) in enrolled:
+            result.result = ALREADY
+        else:
+            ready.append((result, pupil, data, None))
+    return Plan(results, ready)
+
+
+def compute(settings: Settings, planned: Plan, progress: Progress | None = None) -> None:
+    """The slow part, with no database session or lock: a template per photo to enrol;
+    photos the engine refuses get their reason."""
+    kept: list[tuple[PhotoResult, Pupil, bytes, Any]] = []
+    for done, (result, pupil, data, _) in enumerate(planned.ready, 1):
+        try:
+            encoding = enrol.compute_template(settings, data)
+        except InvalidInput as exc:
+            details = dict(exc.details)
+            result.reason = str(details.pop("reason_code", None)
+                                or details.pop("code", None) or "unusable")
+            details.pop("reason", None)
+            result.data = details
+        else:
+            kept.append((result, pupil, data, encoding))
+        if progress is not None:
+            progress("check", done, len(planned.ready))
+    planned.ready = kept
+
+
+def store_all(session: Session, store: ObjectStore, settings: Settings, principal: Principal,
+              planned: Plan) -> PhotoImport:
+    """Under the gate lock: check consent and the active flag again, then store."""
+    if planned.ready:
+        lock_for_change(session, principal.org_id)
+        repo = PupilRepository(session)
+        ids = [p.id for _, p, _, _ in planned.ready]
+        fresh = repo.biometric_histories(ids)
+        active = repo.active_flags(ids)
+        pupils = repo.get_many(ids)
+        hashes = repo.reference_hashes(ids)
+        for result, pupil, data, encoding in planned.ready:
+            digest = hashlib.sha256(data).hexdigest()
+            if not active.get(pupil.id, False):
+                result.reason = "left"
+            elif not biometric_is_current(fresh.get(pupil.id, [])):
+                result.reason = "no_biometric_consent"
+            elif (pupil.id, digest) in hashes:
+                result.result = ALREADY
+            else:
+                enrol.store_template(session, store, settings, principal, pupils[pupil.id],
+                                     data, encoding)
+                hashes.add((pupil.id, digest))
+                result.result = ENROLLED
+        enqueue(session, RESCREEN_TASK, str(principal.org_id))
+    outcome = PhotoImport(planned.results)
+    audit(session, principal, "import.reference_photos", f"org:{principal.org_id}",
+          {"files": len(outcome.results), **outcome.counts()})
+    return outcome
+
+
 def import_photos(
     session: Session,
     store: ObjectStore,
@@ -128,62 +222,9 @@ def import_photos(
     *,
     progress: Progress | None = None,
 ) -> PhotoImport:
-    items = list(entries)
-    repo = PupilRepository(session)
-    register = repo.by_external_id(principal.org_id)
-    candidates = [register[u] for u in {_upn_of(n) for n, _ in items} if u in register]
-    histories = repo.biometric_histories(p.id for p in candidates)
-    enrolled = repo.reference_hashes(p.id for p in candidates)
-    results: list[PhotoResult] = []
-    ready: list[tuple[PhotoResult, Pupil, bytes, Any]] = []
-    for done, (name, data) in enumerate(items, 1):
-        upn = _upn_of(name)
-        result = PhotoResult(file=name, result=REFUSED, upn=upn)
-        results.append(result)
-        pupil = register.get(upn) if upn else None
-        if upn is None:
-            result.reason = "bad_name"
-        elif pupil is None:
-            result.result, result.reason = UNKNOWN_UPN, None
-        elif not data:
-            result.reason, result.data = "too_large", {"max_bytes": MAX_FILE_BYTES}
-        elif not pupil.active:
-            result.reason = "left"
-        elif not biometric_is_current(histories.get(pupil.id, [])):
-            result.reason = "no_biometric_consent"
-        elif (pupil.id, hashlib.sha256(data).hexdigest()) in enrolled:
-            result.result = ALREADY
-        else:
-            try:
-                encoding = enrol.compute_template(settings, data)
-            except InvalidInput as exc:
-                details = dict(exc.details)
-                result.reason = str(details.pop("reason_code", None)
-                                    or details.pop("code", None) or "unusable")
-                details.pop("reason", None)
-                result.data = details
-                result.message = exc.message
-            else:
-                ready.append((result, pupil, data, encoding))
-        if progress is not None:
-            progress("check", done, len(items))
-    if ready:
-        lock_for_change(session, principal.org_id)
-        fresh = repo.biometric_histories(p.id for _, p, _, _ in ready)
-        active = repo.active_flags(p.id for _, p, _, _ in ready)
-        for done, (result, pupil, data, encoding) in enumerate(ready, 1):
-            if not active.get(pupil.id, False):
-                result.reason = "left"
-            elif not biometric_is_current(fresh.get(pupil.id, [])):
-                result.reason = "no_biometric_consent"
-            else:
-                enrol.store_template(session, store, settings, principal, pupil, data,
-                                     encoding)
-                result.result = ENROLLED
-            if progress is not None:
-                progress("enrol", done, len(ready))
-        enqueue(session, RESCREEN_TASK, str(principal.org_id))
-    outcome = PhotoImport(results)
-    audit(session, principal, "import.reference_photos", f"org:{principal.org_id}",
-          {"files": len(results), **outcome.counts()})
-    return outcome
+    """All in one transaction (the CLI). The API plans in a read session, computes with
+    none, and stores in a short write transaction, so on SQLite the database is not held
+    while the engine works."""
+    planned = plan(session, principal, entries)
+    compute(settings, planned, progress)
+    return store_all(session, store, settings, principal, planned)

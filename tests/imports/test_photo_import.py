@@ -110,3 +110,35 @@ def test_not_a_zip_is_a_clear_422(client: TestClient) -> None:
     r = client.post("/api/v1/imports/reference-photos", headers=slt,
                     files={"file": ("p.zip", b"PK nope", "application/zip")})
     assert r.status_code == 422 and r.json()["error"] == "not_a_zip"
+
+
+def test_consent_withdrawn_while_templates_are_computed_is_refused_at_store(
+    client: TestClient, faces: Path,
+) -> None:
+    from models.db import transaction
+    from services.core.auth import authenticate
+    from services.core.config import get_settings
+    from services.imports import photos
+
+    create_org("school")
+    slt = token("school", "slt")
+    client.post("/api/v1/imports/pupils", headers=slt, files={
+        "file": ("p.csv", make_csv("sims", range(1)), "text/csv")})
+    pupil = client.get("/api/v1/pupils", headers=slt).json()[0]
+    with transaction(runtime.sessions(), write=False) as session:
+        principal = authenticate(session, slt["Authorization"].split()[1])
+        planned = photos.plan(session, principal, [
+            (f"{make_upn(0)}.jpg", (faces / "enrol" / "obama" / "obama_a.jpg").read_bytes())])
+        session.expunge_all()
+    photos.compute(get_settings(), planned)
+    assert len(planned.ready) == 1
+    # The parent withdraws while the engine works.
+    r = client.post(f"/api/v1/pupils/{pupil['id']}/biometric-consent", headers=slt,
+                    json={"status": "withdrawn", "by": "parent", "evidence_ref": "letter"})
+    assert r.status_code == 201
+    with transaction(runtime.sessions()) as session:
+        outcome = photos.store_all(session, runtime.store(), get_settings(), principal,
+                                   planned)
+    assert outcome.results[0].reason == "no_biometric_consent"
+    with runtime.sessions()() as session:
+        assert session.execute(text("SELECT count(*) FROM face_templates")).scalar_one() == 0

@@ -175,6 +175,11 @@ def test_sync_marks_leavers_and_erases_their_templates(client: TestClient,
     # A second sync with the same file finds nobody else to mark.
     assert _import(client, slt, make_csv("arbor", range(3, N)), sync="true").json()[
         "left"] == 0
+    # Back in the file: on roll again, without their old template.
+    back = _import(client, slt, make_csv("arbor", range(N)), sync="true").json()
+    assert (back["updated"], back["left"], back["unchanged"]) == (3, 0, N - 3)
+    again = client.get(f"/api/v1/pupils/{leaver['id']}", headers=slt).json()
+    assert again["active"] is True and again["templates"] == 0
     # The chain still verifies after thousands of bulk-appended events.
     from tests.support import run_cli
     assert "intact" in run_cli("audit", "verify")

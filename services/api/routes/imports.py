@@ -7,8 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import PlainTextResponse
 
+from models.db import transaction
 from models.orm import Role
-from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.api.deps import (
+    CurrentPrincipal,
+    ReadPrincipal,
+    ReadSessionDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+)
 from services.core.errors import TooLarge
 from services.imports import photos as photo_import
 from services.imports import pupils as pupil_import
@@ -55,11 +64,21 @@ def import_pupils(
 @router.post("/reference-photos")
 def import_reference_photos(
     file: Annotated[UploadFile, File(description="a zip of photos named <UPN>.jpg")],
-    session: SessionDep, store: StoreDep, settings: SettingsDep, principal: CurrentPrincipal,
+    sessions: SessionsDep, session: ReadSessionDep, store: StoreDep, settings: SettingsDep,
+    principal: ReadPrincipal,
 ) -> dict[str, Any]:
+    """Matched and checked in a read session, templates computed with no transaction
+    open (seconds per photo), stored in one short write transaction under the gate lock
+    (consent checked again there)."""
     principal.require(Role.SLT, Role.ADMIN)
     entries = photo_import.entries_from_zip(_read(file, MAX_ZIP_BYTES, "the zip"))
-    outcome = photo_import.import_photos(session, store, settings, principal, entries)
+    planned = photo_import.plan(session, principal, entries)
+    # End the read transaction before the slow part; what was read stays loaded.
+    session.expunge_all()
+    session.rollback()
+    photo_import.compute(settings, planned)
+    with transaction(sessions) as write:
+        outcome = photo_import.store_all(write, store, settings, principal, planned)
     return photo_answer(outcome)
 
 
