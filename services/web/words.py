@@ -146,3 +146,21 @@ def likeness(distance: float | None) -> str:
     if distance < 0.4:
         return "a very close likeness to their enrolment photos"
     return "a close likeness to their enrolment photos"
+
+
+# Issue 10 (import and keys): added here rather than inside the table above, so the
+# lines other changes add to it do not collide.
+ACTIONS.update({
+    "pupil.updated": "Updated a pupil from the MIS import",
+    "import.pupils": "Imported the register from the MIS",
+    "import.reference_photos": "Imported enrolment photos",
+    "token.revoked": "Revoked a sign-in key",
+})
+DETAIL_NAMES.update({
+    "created": "Added",
+    "updated": "Updated",
+    "unchanged": "Unchanged",
+    "left": "Marked as left",
+    "consents_recorded": "Consents recorded",
+    "web_sessions_ended": "Sessions ended",
+})

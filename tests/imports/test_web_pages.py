@@ -71,6 +71,8 @@ def test_import_with_preview_then_search_filter_and_page(client: TestClient) -> 
     assert len(_rows(reg)) == 20 and '<option value="1A" selected>' in reg
     assert len(_rows(client.get("/register?year=Year+1&reg=2B", headers=HTML).text)) == 0
     assert ">refused<" in page1  # refused shows as refused, not "expired"
+    audit = client.get("/audit", headers=HTML)
+    assert audit.status_code == 200 and "Imported the register from the MIS" in audit.text
 
 
 def test_admin_revokes_a_key_on_the_keys_page(client: TestClient) -> None:
