@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
@@ -116,16 +116,18 @@ class AuditRepository:
             self.session.add(AuditHead(id=1, count=len(events), last_hash=GENESIS))
             self.session.flush()
             prev = GENESIS
-        rows: list[AuditEvent] = []
+        rows: list[dict[str, Any]] = []
         for action, target, raw in events:
             at = utcnow()
             details = json.loads(json.dumps(raw, default=str))
             digest = event_hash(prev, org_id, actor, action, target, canonical_time(at),
                                 details)
-            rows.append(AuditEvent(org_id=org_id, actor=actor, action=action, target=target,
-                                   at=at, details=details, prev_hash=prev, hash=digest))
+            rows.append({"org_id": org_id, "actor": actor, "action": action,
+                         "target": target, "at": at, "details": details, "prev_hash": prev,
+                         "hash": digest})
             prev = digest
-        self.session.add_all(rows)
+        # One executemany, in chain order: ids (and so verify_chain's order) follow it.
+        self.session.execute(insert(AuditEvent), rows)
         self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=prev))
         self.session.flush()
         return len(rows)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from models.orm import (
@@ -101,10 +102,12 @@ class PupilRepository:
         return {p.external_id: p for p in self.session.scalars(
             select(Pupil).where(Pupil.org_id == org_id))}
 
-    def add_many(self, rows: Sequence[object]) -> None:
-        """Insert many rows in one flush (executemany / insertmanyvalues)."""
-        self.session.add_all(rows)
-        self.session.flush()
+    def insert_rows(self, model: type[Pupil] | type[PublicationConsent]
+                    | type[BiometricConsent], rows: list[dict[str, Any]]) -> None:
+        """Bulk INSERT (one executemany), bypassing the ORM unit of work: thousands of
+        rows from an import. Every dict has the same keys; nothing is loaded back."""
+        if rows:
+            self.session.execute(insert(model), rows)
 
     def reference_hashes(self, pupil_ids: Iterable[uuid.UUID]) -> set[tuple[uuid.UUID, str]]:
         """(pupil id, sha256 of the photo) for every reference photo of these pupils."""

@@ -388,10 +388,11 @@ def import_pupils(
     result = ImportResult(format=cols.format, rows=len(rows), dry_run=dry_run, sync=sync,
                           ignored_columns=cols.ignored)
     now = utcnow()
-    new_pupils: list[Pupil] = []
+    # Rows for bulk INSERTs (Core executemany: no ORM unit of work for thousands of rows).
+    new_pupils: list[dict[str, Any]] = []
     reactivate: list[Pupil] = []
-    consent_rows: list[PublicationConsent] = []
-    biometric_rows: list[BiometricConsent] = []
+    consent_rows: list[dict[str, Any]] = []
+    biometric_rows: list[dict[str, Any]] = []
     events: list[tuple[str, str, dict[str, Any]]] = []
     withdrawn_for: dict[uuid.UUID, str] = {}
     biometric_ended: dict[uuid.UUID, str] = {}
@@ -400,18 +401,21 @@ def import_pupils(
     for done, row in enumerate(rows, 1):
         seen.add(row.upn)
         pupil = existing.get(row.upn)
+        pupil_id: uuid.UUID
         changed = False
         events_before = len(events)
         if pupil is None:
-            pupil = Pupil(id=uuid.uuid4(), org_id=org_id, external_id=row.upn,
-                          given_name=row.given_name, family_name=row.family_name,
-                          year_group=row.year_group, reg_group=row.reg_group, active=True,
-                          created_at=now)
-            new_pupils.append(pupil)
-            events.append(("pupil.created", f"pupil:{pupil.id}",
+            pupil_id = uuid.uuid4()
+            new = {"id": pupil_id, "org_id": org_id, "external_id": row.upn,
+                   "given_name": row.given_name, "family_name": row.family_name,
+                   "year_group": row.year_group, "reg_group": row.reg_group, "active": True,
+                   "created_at": now}
+            new_pupils.append(new)
+            events.append(("pupil.created", f"pupil:{pupil_id}",
                            {"year_group": row.year_group, "source": "import"}))
             result.created += 1
         else:
+            pupil_id = pupil.id
             fields = {"given_name": row.given_name, "family_name": row.family_name,
                       "year_group": row.year_group, "reg_group": row.reg_group}
             diff = {k: v for k, v in fields.items() if getattr(pupil, k) != v}
@@ -426,43 +430,43 @@ def import_pupils(
                 changed = True
                 reactivate.append(pupil)
         for channel, status in row.consents.items():
-            current = latest.get((pupil.id, channel.value))
+            current = latest.get((pupil_id, channel.value))
             if (current is not None and current.status == status.value
                     and current.given_by == row.given_by.value
                     and current.evidence_ref == row.evidence_ref
                     and current.expires_on is None):
                 continue
-            consent_rows.append(PublicationConsent(
-                pupil_id=pupil.id, channel=channel.value, status=status.value,
-                given_by=row.given_by.value, evidence_ref=row.evidence_ref,
-                recorded_by=principal.actor, recorded_at=now, expires_on=None))
-            events.append(("consent.recorded", f"pupil:{pupil.id}",
+            consent_rows.append({
+                "pupil_id": pupil_id, "channel": channel.value, "status": status.value,
+                "given_by": row.given_by.value, "evidence_ref": row.evidence_ref,
+                "recorded_by": principal.actor, "recorded_at": now, "expires_on": None})
+            events.append(("consent.recorded", f"pupil:{pupil_id}",
                            {"channel": channel.value, "status": status.value,
                             "given_by": row.given_by.value, "evidence_ref": row.evidence_ref,
                             "expires_on": None, "source": "import"}))
-            if status != ConsentStatus.GRANTED and pupil.id in known:
-                withdrawn_for[pupil.id] = f"{channel.value} consent {status.value} (import)"
+            if status != ConsentStatus.GRANTED and pupil_id in known:
+                withdrawn_for[pupil_id] = f"{channel.value} consent {status.value} (import)"
         if row.biometric is not None:
             by = BiometricBy.PUPIL if row.given_by == GivenBy.PUPIL else BiometricBy.PARENT
-            history = histories.get(pupil.id, [])
+            history = histories.get(pupil_id, [])
             mine = [r for r in history if r.by == by.value]
             last = mine[-1] if mine else None
             if last is None or last.status != row.biometric.value \
                     or last.evidence_ref != row.evidence_ref:
-                record = BiometricConsent(pupil_id=pupil.id, status=row.biometric.value,
-                                          by=by.value, evidence_ref=row.evidence_ref,
-                                          recorded_by=principal.actor, recorded_at=now)
+                values = {"pupil_id": pupil_id, "status": row.biometric.value,
+                          "by": by.value, "evidence_ref": row.evidence_ref,
+                          "recorded_by": principal.actor, "recorded_at": now}
                 was = biometric_is_current(history)
-                is_now = biometric_is_current([*history, record])
-                biometric_rows.append(record)
-                events.append(("biometric_consent.recorded", f"pupil:{pupil.id}",
+                is_now = biometric_is_current([*history, BiometricConsent(**values)])
+                biometric_rows.append(values)
+                events.append(("biometric_consent.recorded", f"pupil:{pupil_id}",
                                {"status": row.biometric.value, "by": by.value,
                                 "evidence_ref": row.evidence_ref, "current": is_now,
                                 "source": "import"}))
                 if was and not is_now:
-                    biometric_ended[pupil.id] = f"biometric {row.biometric.value}"
+                    biometric_ended[pupil_id] = f"biometric {row.biometric.value}"
                 gallery_grew = gallery_grew or (is_now and not was)
-        if pupil.id in known:
+        if pupil_id in known:
             if changed or len(events) > events_before:
                 result.updated += 1
             else:
@@ -475,9 +479,10 @@ def import_pupils(
     if dry_run:
         return result
 
-    repo.add_many(new_pupils)
     session.flush()  # field updates of existing pupils
-    repo.add_many([*consent_rows, *biometric_rows])
+    repo.insert_rows(Pupil, new_pupils)
+    repo.insert_rows(PublicationConsent, consent_rows)
+    repo.insert_rows(BiometricConsent, biometric_rows)
     record_many(session, principal, events)
     for pupil in reactivate:
         register.set_active(session, settings, principal, pupil, True)
