@@ -261,7 +261,7 @@ def main() -> None:
         "and evidence_ref. One transaction each, through "
         "`services.imports.pupils.import_pupils` (what the CLI and "
         "`POST /api/v1/imports/pupils` call). *Statements* counts SQL statements sent (an "
-        "executemany is one; the SQLite driver inserts row by row, PostgreSQL in batches). "
+        "executemany, one bulk INSERT per table, is one). "
         f"The sync step imports the file without its first {leavers} pupils with `--sync`: "
         "each leaver goes through the full leaver flow (templates erased, publications "
         "decided again), which is per pupil.",
