@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +38,9 @@ from storage.base import ObjectStore
 # Reference photos are portraits: a school's whole export is well under this.
 MAX_FILES = 5_000
 MAX_FILE_BYTES = 25 * 1024 * 1024
-MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
+# What a zip may unpack to, counted on the bytes actually read (sizes in a zip's headers
+# can lie): a secondary school's photographer originals, not a zip bomb.
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 _NAME = re.compile(r"^([A-Za-z0-9]{13})(?:_(\d{1,3}))?$")
 
@@ -86,15 +89,28 @@ def entries_from_zip(data: bytes) -> list[tuple[str, bytes]]:
     infos = [i for i in archive.infolist() if not i.is_dir() and not _hidden(i.filename)]
     if len(infos) > MAX_FILES:
         raise InvalidInput(f"a zip may hold at most {MAX_FILES} photos", files=len(infos))
+    too_big = InvalidInput("the zip unpacks to more than 1 GiB; split it into several",
+                           error_code="too_large")
     if sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
-        raise InvalidInput("the zip unpacks to more than 2 GiB", error_code="too_large")
+        raise too_big
     out: list[tuple[str, bytes]] = []
+    total = 0
     for info in infos:
         if info.file_size > MAX_FILE_BYTES:
             out.append((info.filename, b""))  # refused below as too large, unread
             continue
-        with archive.open(info) as handle:
-            out.append((info.filename, handle.read(MAX_FILE_BYTES + 1)))
+        try:
+            with archive.open(info) as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+                zlib.error) as exc:
+            # Damaged, encrypted or an unknown compression method.
+            raise InvalidInput(f"the zip is damaged at {info.filename}",
+                               error_code="not_a_zip") from exc
+        total += len(data)
+        if total > MAX_TOTAL_BYTES:
+            raise too_big
+        out.append((info.filename, b"" if len(data) > MAX_FILE_BYTES else data))
     return out
 
 
