@@ -44,9 +44,11 @@ from services.core.audit import record_many
 from services.core.auth import Principal
 from services.core.config import Settings
 from services.core.errors import InvalidInput
+from services.core.jobs import enqueue
 from services.core.uow import lock_for_change
 from services.gate.rules import biometric_is_current
 from services.register import service as register
+from services.register.service import RESCREEN_TASK
 from services.takedown import service as takedown
 
 # A secondary school is ~1,500 pupils; a trust-wide export a few thousand.
@@ -219,23 +221,24 @@ def _cell(values: list[str], index: int | None) -> str:
     return values[index].strip()
 
 
-def _check_upn(raw: str) -> tuple[str, RowError | None, str]:
-    """(compact UPN, error or None, column)."""
+def _check_upn(raw: str) -> tuple[str, RowError | None]:
+    """(compact UPN, error or None); stdnum checks the format, the local-authority
+    number and the check letter."""
     value = stdnum_upn.compact(raw)
     try:
-        return stdnum_upn.validate(value), None, "UPN"
+        return stdnum_upn.validate(value), None
     except InvalidChecksum:
         return value, RowError(0, "UPN", "upn_check_letter",
-                               "the UPN's check letter does not match its digits", raw), "UPN"
+                               "the UPN's check letter does not match its digits", raw)
     except InvalidComponent:
         return value, RowError(0, "UPN", "upn_local_authority",
-                               "the UPN's local authority number is not a known one", raw), "UPN"
+                               "the UPN's local authority number is not a known one", raw)
     except InvalidLength:
-        return value, RowError(0, "UPN", "upn_length", "a UPN is 13 characters", raw), "UPN"
+        return value, RowError(0, "UPN", "upn_length", "a UPN is 13 characters", raw)
     except ValidationError:
         return value, RowError(0, "UPN", "upn_format",
                                "this is not a UPN (a letter, 11 digits, then a digit or "
-                               "letter)", raw), "UPN"
+                               "letter)", raw)
 
 
 def parse(data: bytes) -> tuple[list[ImportRow], _Columns, list[RowError]]:
@@ -282,7 +285,7 @@ def parse(data: bytes) -> tuple[list[ImportRow], _Columns, list[RowError]]:
             if not raw_upn:
                 err(shown("upn"), "missing", "the UPN is empty")
             else:
-                upn, problem, _ = _check_upn(raw_upn)
+                upn, problem = _check_upn(raw_upn)
                 if problem is not None:
                     err(shown("upn"), problem.code, problem.message, raw_upn)
                 elif upn in first_line:
@@ -494,6 +497,9 @@ def import_pupils(
         result.templates_erased += enrol.erase(session, principal, pupil, reason=why)
         result.publications_taken_down += takedown.redecide_for_pupil(
             session, settings, principal, org_id, pupil_id, trigger=why)
+    if biometric_ended:
+        # Media they were matched in are looked at again once this commits.
+        enqueue(session, RESCREEN_TASK, str(org_id))
     for pupil_id, why in withdrawn_for.items():
         if pupil_id in biometric_ended:
             continue

@@ -142,3 +142,22 @@ def test_consent_withdrawn_while_templates_are_computed_is_refused_at_store(
     assert outcome.results[0].reason == "no_biometric_consent"
     with runtime.sessions()() as session:
         assert session.execute(text("SELECT count(*) FROM face_templates")).scalar_one() == 0
+
+
+def test_biometric_withdrawn_in_a_later_export_erases_templates(
+    client: TestClient, faces: Path,
+) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    client.post("/api/v1/imports/pupils", headers=slt, files={
+        "file": ("p.csv", make_csv("sims", range(3)), "text/csv")})
+    r = client.post("/api/v1/imports/reference-photos", headers=slt, files={"file": (
+        "p.zip", _zip({f"{make_upn(0)}.jpg": (faces / "enrol" / "obama" / "obama_a.jpg")
+                       .read_bytes()}), "application/zip")})
+    assert r.json()["counts"]["enrolled"] == 1
+    later = make_csv("sims", range(3), overrides={0: {"biometric": "withdrawn"}})
+    body = client.post("/api/v1/imports/pupils", headers=slt, files={
+        "file": ("p.csv", later, "text/csv")}).json()
+    assert (body["updated"], body["consents_recorded"], body["templates_erased"]) == (1, 1, 1)
+    pupil = client.get("/api/v1/pupils", headers=slt, params={"q": make_upn(0)}).json()[0]
+    assert pupil["biometric_consent"] is False and pupil["templates"] == 0
