@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from models.clock import utcnow
+from models.db import transaction
 from models.orm import (
     BiometricBy,
     BiometricStatus,
@@ -34,6 +35,7 @@ from models.orm import (
 from models.repositories.audit import AuditRepository
 from models.repositories.media import MediaRepository
 from models.repositories.pupils import PupilRepository
+from services import words as app_words
 from services.api import websession
 from services.api.deps import (
     COOKIE,
@@ -56,6 +58,7 @@ from services.core.policy import policy_of
 from services.gate.decide import decide_media
 from services.gate.reasons import Reason
 from services.gate.rules import biometric_is_current, consent_in_force
+from services.imports import photos as photo_import
 from services.imports import pupils as pupil_import
 from services.publish import service as publishing
 from services.register import service as register
@@ -724,6 +727,8 @@ def register_import(
 # ------------------------------------------------------------- API keys (issue 10)
 
 
+MAX_PHOTO_ZIP = 512 * 1024 * 1024
+
 KEY_LIFETIMES = {"": None, "30d": "30d", "90d": "90d", "365d": "365d"}
 
 
@@ -777,3 +782,36 @@ def keys_revoke(request: Request, token_id: uuid.UUID, session: SessionDep,
         # Your own key: this session has just ended with it.
         return _redirect("/signin")
     return _redirect("/keys?done=revoked")
+
+
+@router.post("/register/import-photos", response_class=HTMLResponse)
+def register_import_photos(
+    request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
+    user: PostingUser, file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """A zip of enrolment photos named by UPN. The request's own transaction ends before
+    the face engine runs (seconds a photo); the templates are stored in one short write
+    transaction under the gate lock, where consent is checked again."""
+    user.principal.require(*REVIEWERS)
+    try:
+        data = file.file.read(MAX_PHOTO_ZIP + 1) if file is not None else b""
+        if not data:
+            raise InvalidInput("choose a zip of photos first")
+        if len(data) > MAX_PHOTO_ZIP:
+            raise TooLarge("the zip is larger than 512 MiB; split it into several")
+        planned = photo_import.plan(session, user.principal, photo_import.entries_from_zip(
+            data))
+        session.commit()  # no database lock is held while the engine works
+        photo_import.compute(settings, planned)
+        with transaction(runtime.sessions()) as write:
+            outcome = photo_import.store_all(write, store, settings, user.principal, planned)
+    except ConsentGateError as exc:
+        session.rollback()
+        return _register_page(request, session, user, error=exc.message,
+                              status=status_for(exc))
+    results = [{"file": r.file, "result": r.result,
+                "words": (app_words.photo_refusal_text(r.reason, r.data) if r.reason
+                          else app_words.PHOTO_RESULTS[r.result])}
+               for r in outcome.results]
+    return _register_page(request, session, user, photo_results=results,
+                          photo_counts=outcome.counts())

@@ -3,7 +3,10 @@ paging, the template, the import form with a preview) and the API keys page."""
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -105,3 +108,30 @@ def test_only_admins_see_the_keys_page(client: TestClient) -> None:
     slt = token("school", "slt")
     _sign_in(client, slt)
     assert client.get("/keys", headers=HTML).status_code == 403
+
+
+def test_enrolment_photos_zip_on_the_register_page(client: TestClient, faces: Path) -> None:
+    create_org("school")
+    slt = token("school", "slt")
+    csrf = _sign_in(client, slt)
+    client.post("/api/v1/imports/pupils", headers=slt, files={
+        "file": ("p.csv", make_csv("sims", range(3)), "text/csv")})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(f"{make_upn(0)}.jpg",
+                         (faces / "enrol" / "obama" / "obama_a.jpg").read_bytes())
+        archive.writestr(f"{make_upn(1)}.jpg",
+                         (faces / "enrol" / "biden" / "biden_a.jpg").read_bytes())
+    r = client.post("/register/import-photos", headers=HTML, data={"csrf": csrf},
+                    files={"file": ("photos.zip", buf.getvalue(), "application/zip")})
+    assert r.status_code == 200, r.text
+    text = " ".join(r.text.split())
+    assert "1 enrolled, 1 refused" in text
+    assert f'<tr data-result="refused"><td>{make_upn(1)}.jpg</td>' in r.text
+    assert "no biometric consent" in r.text
+    pupil = client.get("/api/v1/pupils", headers=slt, params={"q": make_upn(0)}).json()[0]
+    assert pupil["templates"] == 1
+    # Without the page's CSRF token nothing happens.
+    r = client.post("/register/import-photos", headers=HTML,
+                    files={"file": ("photos.zip", buf.getvalue(), "application/zip")})
+    assert r.status_code == 403
