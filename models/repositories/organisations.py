@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from models.clock import utcnow
 from models.orm import ApiToken, Organisation, WebSession
 
 
@@ -98,11 +99,13 @@ class TokenRepository:
         self.session.flush()
         return token
 
-    def get_active_by_hash(self, token_hash: str, now: datetime) -> ApiToken | None:
-        """The token if it is neither revoked nor expired at `now`."""
+    def get_active_by_hash(self, token_hash: str,
+                           now: datetime | None = None) -> ApiToken | None:
+        """The token if it is neither revoked nor expired at `now` (default: now)."""
         return self.session.scalar(
             select(ApiToken).where(ApiToken.token_hash == token_hash,
-                                   ApiToken.revoked_at.is_(None), usable_at(now))
+                                   ApiToken.revoked_at.is_(None),
+                                   usable_at(now or utcnow()))
         )
 
     def get(self, token_id: uuid.UUID) -> ApiToken | None:
