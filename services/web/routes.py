@@ -481,6 +481,12 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
     pupils, total = repo.search(user.principal.org_id, q=q or None, year_group=year or None,
                                 reg_group=reg or None, limit=REGISTER_PAGE,
                                 offset=(page - 1) * REGISTER_PAGE)
+    if not pupils and total and page > 1:
+        # Past the last page (an old link, or leavers filtered out): show the last one.
+        page = -(-total // REGISTER_PAGE)
+        pupils, total = repo.search(user.principal.org_id, q=q or None,
+                                    year_group=year or None, reg_group=reg or None,
+                                    limit=REGISTER_PAGE, offset=(page - 1) * REGISTER_PAGE)
     ids = [p.id for p in pupils]
     latest = repo.latest_consents(ids)
     newest = repo.newest_template_times(ids)

@@ -64,6 +64,8 @@ def test_import_with_preview_then_search_filter_and_page(client: TestClient) -> 
     assert 'rel="next"' in page1
     page3 = client.get("/register?page=3", headers=HTML).text
     assert len(_rows(page3)) == 20 and "Showing 101\u2013120 of 120" in page3
+    beyond = client.get("/register?page=99", headers=HTML).text
+    assert "Showing 101\u2013120 of 120" in beyond and "Page 3 of 3" in beyond
     found = client.get(f"/register?q={make_upn(7)}", headers=HTML).text
     assert len(_rows(found)) == 1 and "Family0007" in found
     by_name = client.get("/register?q=family0011", headers=HTML).text
