@@ -22,6 +22,7 @@ from services.core.errors import (
     TransientError,
     Unauthenticated,
     UnsupportedMediaType,
+    scrub,
 )
 from services.gate.reasons import Reason
 from services.words import reason_texts
@@ -69,11 +70,16 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = "30"
         details = dict(exc.details)
         code = str(details.pop("error_code", exc.code))
+        message = exc.message
+        if status == 503:
+            # Outages are explained in plain words; where and what failed is in the log.
+            log.warning("unavailable (%s): %s %s", code, exc.message, details)
+            message, details = scrub(exc.message), {}
         reasons = details.get("reasons")
         if isinstance(reasons, list) and all(isinstance(r, Reason) for r in reasons):
             details["reasons"] = reason_texts(reasons)
             details["reason_codes"] = [r.as_json() for r in reasons]
-        return JSONResponse(error_body(code, exc.message, **details), status_code=status,
+        return JSONResponse(error_body(code, message, **details), status_code=status,
                             headers=headers or None)
 
     @app.exception_handler(MediaRejected)
@@ -100,6 +106,6 @@ def install(app: FastAPI) -> None:
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         if isinstance(exc, ConfigurationError):
-            return JSONResponse(error_body("misconfigured", str(exc)), status_code=500)
+            return JSONResponse(error_body("misconfigured", scrub(str(exc))), status_code=500)
         return JSONResponse(error_body("internal", "internal error; nothing was changed"),
                             status_code=500)

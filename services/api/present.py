@@ -19,6 +19,7 @@ from services.gate.decide import (
     face_status,
     load_facts,
 )
+from services.gate.reasons import Reason
 from services.takedown.service import public_url
 from services.words import reason_texts
 
@@ -71,5 +72,36 @@ def media(
             c: decision(d) for c, d in decisions.items()
         },
         retention_until=m.retention_until,
+        publications=[publication(settings, p) for p in pubs],
+    )
+
+
+# Reason data the publisher role may see: nothing that names a pupil, a distance or
+# an error message (those are for SLT, who review it).
+_PUBLISHER_DATA = frozenset(("channel", "count", "video", "frames", "claimed",
+                             "permission_from"))
+
+
+def publisher_reason(reason: Reason) -> Reason:
+    data = {k: v for k, v in reason.data.items() if k in _PUBLISHER_DATA}
+    if "error" in reason.data:
+        data["error"] = "SLT can see the details"
+    return Reason(reason.code, data)
+
+
+def publisher_decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
+    reasons = [publisher_reason(r) for r in d.reasons]
+    # names={} words every pupil as "a pupil" instead of by id.
+    return schemas.ChannelDecisionOut(
+        allowed=d.allowed, reasons=reason_texts(reasons, names={}),
+        reason_codes=[schemas.ReasonOut(**r.as_json()) for r in reasons])
+
+
+def publisher_media(session: Session, settings: Settings, m: Media) -> schemas.PublisherMediaOut:
+    decisions = decide_media(session, m, facts=load_facts(session, [m]))
+    pubs = PublicationRepository(session).active_for_media([m.id])
+    return schemas.PublisherMediaOut(
+        id=m.id, kind=m.kind, status=m.status,
+        channels={c: publisher_decision(d) for c, d in decisions.items()},
         publications=[publication(settings, p) for p in pubs],
     )
