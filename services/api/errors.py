@@ -55,7 +55,8 @@ def status_for(exc: ConsentGateError) -> int:
     return 500
 
 
-def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, /, **details: Any) -> dict[str, Any]:
+    # Positional-only: a detail may itself be called "code" or "message".
     return {"error": code, "detail": message, **details}
 
 

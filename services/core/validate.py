@@ -88,7 +88,7 @@ def text(value: str, *, field: str, max_length: int, required: bool = False) -> 
         raise TextTooLong(f"{field} is longer than {max_length} characters", field=field,
                           max_length=max_length)
     if required and not value.strip():
-        raise InvalidInput(f"{field} is required", field=field)
+        raise InvalidInput(f"{field} is required and may not be blank", field=field)
     return value
 
 

@@ -108,10 +108,9 @@ def accept_upload(
     form: UploadForm,
 ) -> UploadResult:
     principal.require(Role.STAFF, Role.SLT, Role.ADMIN)
-    if not form.event.strip() or not form.purpose.strip():
-        raise InvalidInput("event and purpose are required: say what the photo is for")
-    validate.text(form.event, field="event", max_length=EVENT_MAX)
-    validate.text(form.purpose, field="purpose", max_length=PURPOSE_MAX)
+    # Both are required: they say what the photo is for.
+    validate.text(form.event, field="event", max_length=EVENT_MAX, required=True)
+    validate.text(form.purpose, field="purpose", max_length=PURPOSE_MAX, required=True)
     policy = policy_of(principal.org.policy)
     today = local_today(policy)
     if form.captured_on is not None:
