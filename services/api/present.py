@@ -83,18 +83,26 @@ _PUBLISHER_DATA = frozenset(("channel", "count", "video", "frames", "claimed",
 
 
 def publisher_reason(reason: Reason) -> Reason:
+    """The reason with only the data the publisher role may see."""
     data = {k: v for k, v in reason.data.items() if k in _PUBLISHER_DATA}
     if "error" in reason.data:
         data["error"] = "SLT can see the details"
     return Reason(reason.code, data)
 
 
+def publisher_reasons(reasons: list[Reason]) -> tuple[list[str], list[dict[str, object]]]:
+    """Words and codes of `reasons` for the publisher role: every pupil is "a pupil"."""
+    kept = [publisher_reason(r) for r in reasons]
+    # The words need a pupil_id to say "a pupil"; names={} never shows it.
+    worded = [Reason(k.code, {**k.data, "pupil_id": ""} if "pupil_id" in r.data else k.data)
+              for k, r in zip(kept, reasons, strict=True)]
+    return reason_texts(worded, names={}), [k.as_json() for k in kept]
+
+
 def publisher_decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
-    reasons = [publisher_reason(r) for r in d.reasons]
-    # names={} words every pupil as "a pupil" instead of by id.
-    return schemas.ChannelDecisionOut(
-        allowed=d.allowed, reasons=reason_texts(reasons, names={}),
-        reason_codes=[schemas.ReasonOut(**r.as_json()) for r in reasons])
+    texts, codes = publisher_reasons(d.reasons)
+    return schemas.ChannelDecisionOut(allowed=d.allowed, reasons=texts,
+                                      reason_codes=[schemas.ReasonOut(**c) for c in codes])
 
 
 def publisher_media(session: Session, settings: Settings, m: Media) -> schemas.PublisherMediaOut:

@@ -40,6 +40,7 @@ class Backend:
     count_rows: Callable[[str], int]
     count_versions: Callable[[], int]
     media_column: Callable[[str, str], Any]
+    read_object: Callable[[str], bytes]
 
     def rows(self) -> dict[str, int]:
         return {t: self.count_rows(t) for t in TABLES if self.count_rows(t)}
@@ -102,10 +103,13 @@ def embedded(tmp: Path) -> Iterator[Backend]:
             return query(f"SELECT {column} FROM media WHERE id = ?",
                          media_id.replace("-", ""))[0][0]
 
+        def read_object(key: str) -> bytes:
+            return (data / "objects" / key).read_bytes()
+
         with httpx.Client(base_url=base, timeout=120) as http:
             pupil = _make_pupil(http, tokens["slt"])
             yield Backend("embedded", http, tokens, pupil, count_rows, count_versions,
-                          media_column)
+                          media_column, read_object)
 
 
 @contextmanager
@@ -152,7 +156,7 @@ def postgres(database_url: str) -> Iterator[Backend]:
         with TestClient(create_app()) as http:
             pupil = _make_pupil(http, tokens["slt"])
             yield Backend("postgres", http, tokens, pupil, count_rows, count_versions,
-                          media_column)
+                          media_column, store.get)
     finally:
         wipe()
         engine.dispose()

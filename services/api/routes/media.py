@@ -157,6 +157,6 @@ def rescreening(session: SessionDep, principal: CurrentPrincipal) -> schemas.Res
 def _for_publisher(exc: ConsentGateError) -> None:
     """A refusal as the publisher role may see it: reasons without pupil ids or errors."""
     reasons = exc.details.get("reasons")
-    if isinstance(reasons, list):
-        exc.details["reasons"] = [present.publisher_reason(r) if isinstance(r, Reason) else r
-                                  for r in reasons]
+    if isinstance(reasons, list) and all(isinstance(r, Reason) for r in reasons):
+        texts, codes = present.publisher_reasons(reasons)
+        exc.details["reasons"], exc.details["reason_codes"] = texts, codes
