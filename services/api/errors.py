@@ -86,7 +86,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MediaRejected)
     async def _media(_: Request, exc: MediaRejected) -> JSONResponse:
         status = MEDIA_STATUS.get(exc.code, 422)
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details),
+        # Decoder messages can quote paths or object reprs: plain words only.
+        details = {k: scrub(v) if isinstance(v, str) else v for k, v in exc.details.items()}
+        return JSONResponse(error_body(exc.code, exc.message, **details),
                             status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -11,6 +11,7 @@ from models.repositories.media import PublicationRepository
 from services.api import schemas
 from services.core.clock import local_today
 from services.core.config import Settings
+from services.core.errors import scrub
 from services.core.policy import policy_of
 from services.gate.decide import (
     ChannelDecision,
@@ -56,7 +57,8 @@ def media(
     return schemas.MediaOut(
         id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
         device=m.device, captured_on=m.captured_on, uploaded_at=m.created_at,
-        uploader=m.uploader_name, error=m.error,
+        # Scrubbed again for rows written before media.error was kept in plain words.
+        uploader=m.uploader_name, error=scrub(m.error, limit=2000) if m.error else None,
         faces=[
             schemas.FaceOut(
                 box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,
