@@ -84,7 +84,8 @@ def media_detail(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep
 def publish(media_id: uuid.UUID, body: schemas.PublishIn, response: Response,
             sessions: SessionsDep, session: ReadSessionDep, store: StoreDep,
             settings: SettingsDep, principal: ReadPrincipal,
-            idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+            idempotency_key: Annotated[str | None, Header(max_length=200),
+                                       text_check(200, "Idempotency-Key")] = None,
             ) -> schemas.PublicationOut:
     """201 with the new live copy; 200 with the existing one if the medium is already
     live on the channel, or if this `Idempotency-Key` was seen before; 409 with reasons
