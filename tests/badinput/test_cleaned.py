@@ -7,6 +7,7 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
+import pillow_heif
 from PIL import Image
 
 from services.core.clock import local_today
@@ -107,3 +108,14 @@ def test_a_photo_with_nothing_after_its_end_is_kept_byte_for_byte(backend: Backe
         body = post(backend, data, name, mime)
         assert backend.read_object(backend.media_column(body["id"], "original_key")) == data
         assert not any("only the photo was kept" in n for n in body["notices"])
+
+
+def test_a_heic_with_trailing_data_is_stored_as_a_jpeg_without_it(backend: Backend) -> None:
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.fromarray(pixels()).save(out, "HEIF", quality=80)
+    body = post(backend, out.getvalue() + zip_archive(), "a.heic", "image/heic")
+    key = backend.media_column(body["id"], "original_key")
+    stored = backend.read_object(key)
+    assert key.endswith(".jpg") and backend.media_column(body["id"], "mime") == "image/jpeg"
+    assert b"PK\x03\x04" not in stored and trailing_bytes(stored, "image/jpeg") == 0
