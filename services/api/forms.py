@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, ValidationInfo
 from python_multipart.multipart import parse_options_header
@@ -69,10 +69,13 @@ class StrictFormRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        # Only endpoints that take a form; the others read their body as before.
+        takes_form = self.body_field is not None and isinstance(
+            self.body_field.field_info, params.Form)
 
         async def strict(request: Request) -> Response:
             content_type, _ = parse_options_header(request.headers.get("content-type", ""))
-            if content_type == b"multipart/form-data":
+            if takes_form and content_type == b"multipart/form-data":
                 # Starlette's Request caches the parsed form here; the endpoint's own
                 # request.form() then returns it instead of parsing again.
                 request._form = await _strict_form(request)
