@@ -15,6 +15,7 @@ Key and prefix rules are shared with the MinIO backend (see `check_key` and
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from services.core.errors import ObjectNotFound
+
+log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".cg-tmp-"
 # Read/write granularity when streaming, in bytes.
@@ -186,7 +189,9 @@ class FilesystemStore:
         try:
             return path.open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            raise ObjectNotFound(f"no object {key!r}", key=key) from exc
+            # Keys and paths go to the log; the message reaches API bodies.
+            log.warning("object store: no object %r", key)
+            raise ObjectNotFound("the stored file is missing") from exc
 
     def get(self, key: str) -> bytes:
         with self._open(key) as fh:

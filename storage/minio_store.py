@@ -19,6 +19,7 @@ backend (see `storage.filesystem.check_key`).
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ from storage.filesystem import (
     key_in_prefix,
     normalise_prefix,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from services.core.config import Settings
@@ -115,21 +118,33 @@ def make_client(
     )
 
 
+# Messages of the errors raised here reach API bodies and `media.error`, so they are
+# plain words only: the endpoint, bucket and object keys the client library puts in
+# its exceptions go to the log, never into the message or details.
+UNREACHABLE = "the file store cannot be reached just now; try again in a minute"
+FAILED = "the file store answered with an error; try again in a minute"
+MISSING = "the stored file is missing"
+
+
 @contextmanager
 def _translate_errors(key: str | None = None) -> Iterator[None]:
     try:
         yield
     except S3Error as exc:
         if key is not None and exc.code in ("NoSuchKey", "NoSuchVersion"):
-            raise ObjectNotFound(f"no object {key!r}", key=key) from exc
+            log.warning("object store: no object %r (%s)", key, exc.code)
+            raise ObjectNotFound(MISSING) from exc
         if exc.code in _TRANSIENT_S3_CODES:
-            raise StorageUnavailable(f"object store error {exc.code}", code=exc.code) from exc
+            log.warning("object store error %s on %r: %s", exc.code, key, exc)
+            raise StorageUnavailable(FAILED, s3_code=exc.code) from exc
         raise
     except (ServerError, InvalidResponseError) as exc:
-        raise StorageUnavailable(f"object store failed: {exc}") from exc
+        log.warning("object store failed on %r: %s", key, exc)
+        raise StorageUnavailable(FAILED) from exc
     except urllib3.exceptions.HTTPError as exc:
         # Connection refused, timeouts, dropped connections, retries exhausted.
-        raise StorageUnavailable(f"object store unreachable: {exc}") from exc
+        log.warning("object store unreachable on %r: %s", key, exc)
+        raise StorageUnavailable(UNREACHABLE) from exc
 
 
 class _CountingReader:
@@ -290,12 +305,12 @@ class MinioStore:
         with _translate_errors():
             errors = list(self.client.remove_objects(self.bucket, victims))
         if errors:
-            failures = [
-                {"key": e.name, "version_id": e.version_id, "code": e.code, "message": e.message}
-                for e in errors
-            ]
+            for e in errors:
+                log.warning("object store: could not delete %r version %s: %s %s",
+                            e.name, e.version_id, e.code, e.message)
             raise StorageUnavailable(
-                f"could not delete {len(errors)} object version(s)", failures=failures
+                f"the file store could not delete {len(errors)} stored version(s); "
+                "try again in a minute", failures=len(errors)
             )
 
     def _delete_all(self, prefix: str, *, subtree: bool) -> int:
@@ -310,8 +325,9 @@ class MinioStore:
                 return removed
             self._remove(victims)
             removed += len(victims)
+        log.warning("object store: versions of %r kept reappearing during deletion", prefix)
         raise StorageUnavailable(
-            f"versions of {prefix!r} kept reappearing during deletion", prefix=prefix
+            "stored versions kept reappearing while they were being deleted; try again later"
         )
 
     def delete(self, key: str) -> None:

@@ -78,7 +78,13 @@ def run_foundation_story(http: Http, slt: dict[str, str], staff: dict[str, str],
     uploaded = {name: upload(http, staff, faces / "events" / name)
                 for name in EVENTS_ALLOWED + EVENTS_BLOCKED}
     uploaded[VIDEO] = upload(http, staff, faces / "video" / VIDEO)
-    screened = {name: wait_screened(http, publisher, mid) for name, mid in uploaded.items()}
+    # SLT sees the faces; the publisher only what publishing needs (checked below).
+    screened = {name: wait_screened(http, slt, mid) for name, mid in uploaded.items()}
+    for mid in uploaded.values():
+        seen = http.get(f"/api/v1/media/{mid}", headers=publisher).json()
+        assert set(seen) == {"id", "kind", "status", "channels", "publications"}, seen
+        assert not any("pupil_id" in r for c in seen["channels"].values()
+                       for r in c["reason_codes"])
 
     for name, body in screened.items():
         assert body["status"] in ("screened", "needs_review"), (name, body["status"], body["error"])

@@ -73,9 +73,11 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def embedded_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """`consentgate serve` on a fresh data directory under tmp; yields (base URL, env)."""
-    env = embedded_env(tmp / "data")
+def embedded_server(tmp: Path, extra_env: dict[str, str] | None = None,
+                    ) -> Iterator[tuple[str, dict[str, str]]]:
+    """`consentgate serve` on a fresh data directory under tmp; yields (base URL, env).
+    `extra_env` adds settings (CONSENTGATE_*) for the server and the CLI."""
+    env = {**embedded_env(tmp / "data"), **(extra_env or {})}
     port = free_port()
     log_path = tmp / "serve.log"
     with log_path.open("wb") as log:

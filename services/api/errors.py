@@ -22,6 +22,7 @@ from services.core.errors import (
     TransientError,
     Unauthenticated,
     UnsupportedMediaType,
+    scrub,
 )
 from services.gate.reasons import Reason
 from services.words import reason_texts
@@ -54,7 +55,8 @@ def status_for(exc: ConsentGateError) -> int:
     return 500
 
 
-def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+def error_body(code: str, message: str, /, **details: Any) -> dict[str, Any]:
+    # Positional-only: a detail may itself be called "code" or "message".
     return {"error": code, "detail": message, **details}
 
 
@@ -69,17 +71,24 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = "30"
         details = dict(exc.details)
         code = str(details.pop("error_code", exc.code))
+        message = exc.message
+        if status == 503:
+            # Outages are explained in plain words; where and what failed is in the log.
+            log.warning("unavailable (%s): %s %s", code, exc.message, details)
+            message, details = scrub(exc.message), {}
         reasons = details.get("reasons")
         if isinstance(reasons, list) and all(isinstance(r, Reason) for r in reasons):
             details["reasons"] = reason_texts(reasons)
             details["reason_codes"] = [r.as_json() for r in reasons]
-        return JSONResponse(error_body(code, exc.message, **details), status_code=status,
+        return JSONResponse(error_body(code, message, **details), status_code=status,
                             headers=headers or None)
 
     @app.exception_handler(MediaRejected)
     async def _media(_: Request, exc: MediaRejected) -> JSONResponse:
         status = MEDIA_STATUS.get(exc.code, 422)
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details),
+        # Decoder messages can quote paths or object reprs: plain words only.
+        details = {k: scrub(v) if isinstance(v, str) else v for k, v in exc.details.items()}
+        return JSONResponse(error_body(exc.code, exc.message, **details),
                             status_code=status)
 
     @app.exception_handler(RequestValidationError)
@@ -100,6 +109,6 @@ def install(app: FastAPI) -> None:
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         if isinstance(exc, ConfigurationError):
-            return JSONResponse(error_body("misconfigured", str(exc)), status_code=500)
+            return JSONResponse(error_body("misconfigured", scrub(str(exc))), status_code=500)
         return JSONResponse(error_body("internal", "internal error; nothing was changed"),
                             status_code=500)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.forms import text_check
 from services.api.schemas import PublicationOut
 
 
@@ -48,7 +50,7 @@ class WebhookDeliveryOut(BaseModel):
 class LegalHoldIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(min_length=5, max_length=2000)
+    reason: Annotated[str, Field(min_length=5, max_length=2000), text_check(2000)]
 
 
 class LegalHoldOut(BaseModel):

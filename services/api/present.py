@@ -11,6 +11,7 @@ from models.repositories.media import PublicationRepository
 from services.api import schemas
 from services.core.clock import local_today
 from services.core.config import Settings
+from services.core.errors import scrub
 from services.core.policy import policy_of
 from services.gate.decide import (
     ChannelDecision,
@@ -19,6 +20,7 @@ from services.gate.decide import (
     face_status,
     load_facts,
 )
+from services.gate.reasons import Reason
 from services.takedown.service import public_url
 from services.words import reason_texts
 
@@ -55,7 +57,8 @@ def media(
     return schemas.MediaOut(
         id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
         device=m.device, captured_on=m.captured_on, uploaded_at=m.created_at,
-        uploader=m.uploader_name, error=m.error,
+        # Scrubbed again for rows written before media.error was kept in plain words.
+        uploader=m.uploader_name, error=scrub(m.error, limit=2000) if m.error else None,
         faces=[
             schemas.FaceOut(
                 box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,
@@ -71,5 +74,44 @@ def media(
             c: decision(d) for c, d in decisions.items()
         },
         retention_until=m.retention_until,
+        publications=[publication(settings, p) for p in pubs],
+    )
+
+
+# Reason data the publisher role may see: nothing that names a pupil, a distance or
+# an error message (those are for SLT, who review it).
+_PUBLISHER_DATA = frozenset(("channel", "count", "video", "frames", "claimed",
+                             "permission_from"))
+
+
+def publisher_reason(reason: Reason) -> Reason:
+    """The reason with only the data the publisher role may see."""
+    data = {k: v for k, v in reason.data.items() if k in _PUBLISHER_DATA}
+    if "error" in reason.data:
+        data["error"] = "SLT can see the details"
+    return Reason(reason.code, data)
+
+
+def publisher_reasons(reasons: list[Reason]) -> tuple[list[str], list[dict[str, object]]]:
+    """Words and codes of `reasons` for the publisher role: every pupil is "a pupil"."""
+    kept = [publisher_reason(r) for r in reasons]
+    # The words need a pupil_id to say "a pupil"; names={} never shows it.
+    worded = [Reason(k.code, {**k.data, "pupil_id": ""} if "pupil_id" in r.data else k.data)
+              for k, r in zip(kept, reasons, strict=True)]
+    return reason_texts(worded, names={}), [k.as_json() for k in kept]
+
+
+def publisher_decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
+    texts, codes = publisher_reasons(d.reasons)
+    return schemas.ChannelDecisionOut(allowed=d.allowed, reasons=texts,
+                                      reason_codes=[schemas.ReasonOut(**c) for c in codes])
+
+
+def publisher_media(session: Session, settings: Settings, m: Media) -> schemas.PublisherMediaOut:
+    decisions = decide_media(session, m, facts=load_facts(session, [m]))
+    pubs = PublicationRepository(session).active_for_media([m.id])
+    return schemas.PublisherMediaOut(
+        id=m.id, kind=m.kind, status=m.status,
+        channels={c: publisher_decision(d) for c, d in decisions.items()},
         publications=[publication(settings, p) for p in pubs],
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.orm import Channel, DecisionKind
+from services.api.forms import text_check
 from services.api.schemas import MediaOut
 
 
@@ -23,7 +25,8 @@ class DecisionIn(BaseModel):
 
     kind: DecisionKind
     channels: list[Channel] = Field(default_factory=list)
-    justification: str = Field(min_length=10, max_length=5000)
+    justification: Annotated[str, Field(min_length=10, max_length=5000),
+                             text_check(5000)]
     cleared_faces: list[uuid.UUID] = Field(
         default_factory=list,
         description="unknown or uncertain faces SLT has checked and clears for the channels",
@@ -33,7 +36,7 @@ class DecisionIn(BaseModel):
 class SecondIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    note: str = Field(min_length=10, max_length=5000)
+    note: Annotated[str, Field(min_length=10, max_length=5000), text_check(5000)]
 
 
 class DecisionOut(BaseModel):

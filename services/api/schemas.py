@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.orm import BiometricBy, BiometricStatus, Channel, ConsentStatus, GivenBy
+from services.api.forms import text_check
 
 
 class PupilIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    external_id: str = Field(min_length=1, max_length=64)
-    given_name: str = Field(min_length=1, max_length=200)
-    family_name: str = Field(min_length=1, max_length=200)
-    year_group: str = Field(min_length=1, max_length=32)
+    external_id: Annotated[str, Field(min_length=1, max_length=64), text_check(64)]
+    given_name: Annotated[str, Field(min_length=1, max_length=200), text_check(200)]
+    family_name: Annotated[str, Field(min_length=1, max_length=200), text_check(200)]
+    year_group: Annotated[str, Field(min_length=1, max_length=32), text_check(32)]
 
 
 class ConsentOut(BaseModel):
@@ -54,7 +56,7 @@ class BiometricIn(BaseModel):
 
     status: BiometricStatus
     by: BiometricBy
-    evidence_ref: str = Field(min_length=1, max_length=500)
+    evidence_ref: Annotated[str, Field(min_length=1, max_length=500), text_check(500)]
 
 
 class BiometricOut(BaseModel):
@@ -68,7 +70,7 @@ class ConsentIn(BaseModel):
 
     status: ConsentStatus
     given_by: GivenBy
-    evidence_ref: str = Field(min_length=1, max_length=500)
+    evidence_ref: Annotated[str, Field(min_length=1, max_length=500), text_check(500)]
     expires_on: date | None = None
 
 
@@ -170,7 +172,8 @@ class ApprovalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     channels: list[Channel] = Field(min_length=1)
-    justification: str = Field(min_length=10, max_length=5000)
+    justification: Annotated[str, Field(min_length=10, max_length=5000),
+                             text_check(5000)]
 
 
 class ReviewFlagOut(BaseModel):
@@ -188,3 +191,15 @@ class RescreenOut(BaseModel):
     # Media with faces that are stale: blocked until screened again (published ones first).
     stale: int
     screened_with_faces: int
+
+
+class PublisherMediaOut(BaseModel):
+    """A medium as the publisher role sees it: only what publishing needs. No faces,
+    pupil ids, distances, uploader, event, file details or error text; the reasons
+    say why a channel is blocked without naming anyone."""
+
+    id: uuid.UUID
+    kind: str
+    status: str
+    channels: dict[str, ChannelDecisionOut]
+    publications: list[PublicationOut]

@@ -7,6 +7,7 @@ maps them to HTTP in one place, and the Celery tasks decide on retry by
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -77,3 +78,24 @@ class ObjectNotFound(NotFound):
 
 class StorageUnavailable(TransientError):
     code = "storage_unavailable"
+
+
+# What `scrub` takes out of an error text meant for people: URLs, host:port pairs,
+# IP addresses, and quoted object keys or paths. Those belong in the log.
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_HOST_PORT = re.compile(r"\b(?:[a-z0-9-]+\.)*[a-z0-9-]+:\d{2,5}\b", re.IGNORECASE)
+_IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+_QUOTED_PATH = re.compile(r"""(['"])[^'"\s]*/[^'"\s]*\1""")
+_CALL_ARGS = re.compile(r"\((?:host|url|bucket|key)=[^)]*\)", re.IGNORECASE)
+_LABELLED = re.compile(r"\b(?:url|path|key|bucket|host|endpoint)\s*[:=]\s*\S+", re.IGNORECASE)
+_PORT = re.compile(r"\bport\s+\d+", re.IGNORECASE)
+_QUOTED_HOST = re.compile(r"""(['"])[a-z0-9-]+(?:\.[a-z0-9-]+)+\1""", re.IGNORECASE)
+
+
+def scrub(text: str, *, limit: int = 500) -> str:
+    """`text` without hosts, ports, URLs, buckets' object keys or paths, cut to `limit`
+    characters: what may be shown to people (and stored in `media.error`)."""
+    for pattern in (_CALL_ARGS, _URL, _LABELLED, _QUOTED_PATH, _QUOTED_HOST, _HOST_PORT,
+                    _PORT, _IP):
+        text = pattern.sub("[hidden]", text)
+    return text[:limit]

@@ -26,6 +26,7 @@ from models.db import transaction
 from models.orm import LegalHold, Media, MediaStatus, MediaTombstone, Role
 from models.repositories.lifecycle import RetentionRepository
 from models.repositories.media import MediaRepository
+from services.core import validate
 from services.core.audit import SystemActor
 from services.core.audit import record as audit
 from services.core.auth import Principal
@@ -170,6 +171,7 @@ def purge_due(sessions: sessionmaker[Session], store: ObjectStore,
 def set_hold(session: Session, principal: Principal, media_id: uuid.UUID,
              reason: str) -> LegalHold:
     principal.require(Role.SLT, Role.ADMIN)
+    validate.text(reason, field="reason", max_length=2000)
     media = get_media(session, principal, media_id)
     repo = RetentionRepository(session)
     # Same locks as purge_medium: a purge running now finishes first (and the hold
@@ -191,6 +193,8 @@ def set_hold(session: Session, principal: Principal, media_id: uuid.UUID,
 def release_hold(session: Session, principal: Principal, media_id: uuid.UUID,
                  reason: str | None) -> LegalHold:
     principal.require(Role.SLT, Role.ADMIN)
+    if reason is not None:
+        validate.text(reason, field="reason", max_length=2000)
     media = get_media(session, principal, media_id)
     lock_for_change(session, media.org_id)
     hold = RetentionRepository(session).active_hold(media.id)

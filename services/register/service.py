@@ -27,6 +27,7 @@ from models.orm import (
 from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
 from services.biometrics import enrol
+from services.core import validate
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.clock import local_today
@@ -58,6 +59,11 @@ def create_pupil(
     family_name: str,
     year_group: str,
 ) -> Pupil:
+    # The same checks on every way in (API, pages, CLI imports); widths of the columns.
+    for name, value, width in (("external_id", external_id, 64), ("given_name", given_name, 200),
+                               ("family_name", family_name, 200),
+                               ("year_group", year_group, 32)):
+        validate.text(value, field=name, max_length=width)
     repo = PupilRepository(session)
     if repo.get_by_external_id(principal.org_id, external_id) is not None:
         raise Conflict("a pupil with this external id already exists", external_id=external_id)
@@ -125,6 +131,7 @@ def record_biometric(
     by: str,
     evidence_ref: str,
 ) -> BiometricOutcome:
+    validate.text(evidence_ref, field="evidence_ref", max_length=500)
     pupil = _lock_pupil(session, principal, pupil)
     repo = PupilRepository(session)
     was_current = biometric_is_current(repo.biometric_history(pupil.id))
@@ -172,6 +179,7 @@ def set_publication_consent(
 ) -> tuple[PublicationConsent, int]:
     """Record consent for one channel; returns the record and how many publications the
     change took down."""
+    validate.text(evidence_ref, field="evidence_ref", max_length=500)
     pupil = _lock_pupil(session, principal, pupil)
     record = PublicationConsent(
         pupil_id=pupil.id,

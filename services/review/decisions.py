@@ -35,7 +35,7 @@ from models.repositories.lifecycle import RetentionRepository
 from models.repositories.media import MediaRepository
 from models.repositories.organisations import OrganisationRepository
 from models.repositories.review import ReviewRepository
-from services.core import outbox
+from services.core import outbox, validate
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.config import Settings
@@ -60,7 +60,8 @@ class DecisionRequest:
 
 
 def _justification(text: str) -> str:
-    text = text.strip()
+    # The same checks on every way in (API, pages): no NUL or broken text, bounded.
+    text = validate.text(text, field="justification", max_length=5000).strip()
     if len(text) < MIN_JUSTIFICATION:
         raise InvalidInput(
             f"write why, in at least {MIN_JUSTIFICATION} characters: the reason is kept in "

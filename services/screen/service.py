@@ -32,6 +32,7 @@ from services.biometrics.gallery import engine_for, gallery
 from services.core.audit import SystemActor
 from services.core.audit import record as audit
 from services.core.config import Settings
+from services.core.errors import scrub
 from services.core.jobs import enqueue
 from services.core.uow import lock_for_change
 from services.gate import reasons as rc
@@ -179,7 +180,9 @@ def mark_failed(sessions: sessionmaker[Session], settings: Settings, media_id: u
         if media is None or media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING):
             return
         media.status = MediaStatus.FAILED.value
-        media.error = error[:2000]
+        # `media.error` is shown to people: hosts, buckets and keys go to the log only.
+        log.warning("screening of media %s failed: %s", media_id, error)
+        media.error = scrub(error, limit=2000)
         media.status_changed_at = utcnow()
         session.flush()
         audit(session, SystemActor("screening", media.org_id), "media.screening_failed",

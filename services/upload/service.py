@@ -7,6 +7,7 @@ a rollback deletes it again, so a failed upload leaves no row and no object.
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -14,22 +15,45 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
 from models.db import on_rollback
 from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
+from services.core import validate
 from services.core.audit import record as audit
 from services.core.auth import Principal
+from services.core.clock import local_today
 from services.core.config import Settings
 from services.core.errors import InvalidInput, TooLarge
 from services.core.jobs import enqueue
 from services.core.policy import policy_of
+from services.upload.trailing import trailing_bytes
 from storage.base import ObjectStore
-from workers.engine.imaging import ImageInfo, sniff, validate_upload
+from workers.engine.imaging import (
+    JPEG,
+    PNG,
+    ImageInfo,
+    SniffedType,
+    decode_image,
+    sniff,
+    validate_upload,
+)
 
 CHUNK = 1024 * 1024
+
+# The widths of the event and purpose columns.
+EVENT_MAX = 200
+PURPOSE_MAX = 500
+
+# What a photo with trailing data is stored as: JPEG and HEIC as JPEG (a lossless
+# copy of a photo would be several times its size), PNG and WebP as lossless PNG.
+_RE_ENCODED = {
+    "image/jpeg": JPEG, "image/heic": JPEG, "image/heif": JPEG,
+    "image/png": PNG, "image/webp": PNG,
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +84,21 @@ def _spool(stream: BinaryIO, dest: BinaryIO, limit: int) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def _re_encode(path: Path, sniffed: SniffedType, max_pixels: int) -> tuple[int, str]:
+    """Replace the file at `path` by its decoded pixels alone (upright, no metadata),
+    in the format `_RE_ENCODED` names; returns the new size and SHA-256."""
+    rgb = decode_image(path.read_bytes(), max_pixels=max_pixels)
+    out = io.BytesIO()
+    target = _RE_ENCODED[sniffed.mime]
+    if target is JPEG:
+        Image.fromarray(rgb).save(out, "JPEG", quality=95)
+    else:
+        Image.fromarray(rgb).save(out, "PNG")
+    data = out.getvalue()
+    path.write_bytes(data)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
 def accept_upload(
     session: Session,
     store: ObjectStore,
@@ -69,8 +108,13 @@ def accept_upload(
     form: UploadForm,
 ) -> UploadResult:
     principal.require(Role.STAFF, Role.SLT, Role.ADMIN)
-    if not form.event.strip() or not form.purpose.strip():
-        raise InvalidInput("event and purpose are required: say what the photo is for")
+    # Both are required: they say what the photo is for.
+    validate.text(form.event, field="event", max_length=EVENT_MAX, required=True)
+    validate.text(form.purpose, field="purpose", max_length=PURPOSE_MAX, required=True)
+    policy = policy_of(principal.org.policy)
+    today = local_today(policy)
+    if form.captured_on is not None:
+        validate.captured_on(form.captured_on, today=today)
     with tempfile.TemporaryDirectory(prefix="cg-upload-") as tmp:
         path = Path(tmp) / "upload"
         with path.open("wb") as fh:
@@ -80,16 +124,35 @@ def accept_upload(
         with path.open("rb") as fh:
             sniffed = sniff(fh.read(64))
         info = validate_upload(path, sniffed, max_pixels=settings.max_image_pixels)
-
-        policy = policy_of(principal.org.policy)
+        notices: list[str] = []
+        flags: dict[str, object] = {}
         captured_on = form.captured_on
         make = model = None
         width, height = info.width, info.height
         if isinstance(info, ImageInfo):
-            make, model = info.camera_make, info.camera_model
-            if captured_on is None and info.captured_at is not None:
-                captured_on = info.captured_at.date()
-        start = captured_on or utcnow().date()
+            make = validate.metadata(info.camera_make)
+            model = validate.metadata(info.camera_model)
+            camera = validate.camera_date(
+                info.captured_at.date() if info.captured_at else None, today=today)
+            if camera.ignored is not None:
+                flags["exif_date_ignored"] = camera.ignored.isoformat()
+                notices.append(
+                    f"The camera's date ({camera.ignored.isoformat()}) is not plausible, so it "
+                    "was ignored" + ("." if form.captured_on else "; retention counts from "
+                                     "the upload."))
+            if captured_on is None:
+                captured_on = camera.value
+            trailing = trailing_bytes(path.read_bytes(), sniffed.mime)
+            if trailing != 0:
+                # Only the pixels are kept; the original is replaced, never stored.
+                size, sha256 = _re_encode(path, sniffed, settings.max_image_pixels)
+                sniffed = _RE_ENCODED[sniffed.mime]
+                flags["re_encoded"] = "trailing_data"
+                notices.append(
+                    "Other data followed the end of the photo in this file; only the photo "
+                    "was kept, saved again without it.")
+        # Retention counts from the capture date if known and plausible, else the upload.
+        start = captured_on or today
         media_id = uuid.uuid4()
         key = f"originals/{principal.org_id}/{media_id}{sniffed.extension}"
         media = MediaRepository(session).add(
@@ -121,7 +184,6 @@ def accept_upload(
         with path.open("rb") as fh:
             store.put(key, fh, length=size, content_type=sniffed.mime)
         on_rollback(session, lambda: store.delete(key))
-    notices: list[str] = []
     if form.device == Device.PERSONAL:
         notices.append(
             "This was taken on a personal device. It has been uploaded safely; now delete the "
@@ -135,7 +197,7 @@ def accept_upload(
     audit(
         session, principal, "media.uploaded", f"media:{media.id}",
         {"kind": sniffed.kind.value, "sha256": sha256, "size": size, "device": form.device.value,
-         "event": media.event, "purpose": media.purpose},
+         "event": media.event, "purpose": media.purpose, **flags},
     )
     enqueue(session, "consentgate.screen_media", str(media.id))
     return UploadResult(media=media, notices=notices)

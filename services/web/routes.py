@@ -49,6 +49,7 @@ from services.api.deps import (
     same_origin,
 )
 from services.api.errors import status_for
+from services.api.forms import StrictFormRoute
 from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.core import runtime
 from services.core import tokens as api_keys
@@ -67,7 +68,8 @@ from services.takedown import service as takedown
 from services.upload.service import UploadForm, accept_upload
 from services.web import words
 
-router = APIRouter(include_in_schema=False)
+# StrictFormRoute: a multipart field that is not valid UTF-8 is refused, not stored garbled.
+router = APIRouter(include_in_schema=False, route_class=StrictFormRoute)
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

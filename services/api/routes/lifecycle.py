@@ -13,6 +13,7 @@ from models.repositories.lifecycle import TakedownRepository, WebhookRepository
 from services.api import lifecycle_schemas as schemas
 from services.api import present
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from services.api.forms import text_check
 from services.lifecycle import retention, subject_access
 from services.takedown import service as takedown
 from services.takedown.service import public_url
@@ -89,7 +90,9 @@ def set_legal_hold(media_id: uuid.UUID, body: schemas.LegalHoldIn, session: Sess
 
 @router.delete("/media/{media_id}/legal-hold")
 def release_legal_hold(media_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal,
-                       reason: str | None = None) -> schemas.LegalHoldOut:
+                       reason: Annotated[str | None, Query(max_length=2000),
+                                         text_check(2000, "reason")] = None,
+                       ) -> schemas.LegalHoldOut:
     """Release the hold (SLT); the medium is purged at the next run if its retention is over."""
     return _hold(retention.release_hold(session, principal, media_id, reason))
 

@@ -18,21 +18,26 @@ from services.api.deps import (
     SettingsDep,
     StoreDep,
 )
+from services.api.forms import StrictFormRoute, text_check
+from services.core import validate
+from services.core.errors import ConsentGateError
 from services.gate.media import get_media
+from services.gate.reasons import Reason
 from services.publish import service as publishing
 from services.review import detail as review_detail
 from services.review import service as review
 from services.screen import service as screening
 from services.upload.service import UploadForm, accept_upload
 
-router = APIRouter(prefix="/api/v1", tags=["media"])
+# StrictFormRoute: a form field that is not valid UTF-8 is refused, not stored garbled.
+router = APIRouter(prefix="/api/v1", tags=["media"], route_class=StrictFormRoute)
 
 
 @router.post("/media", status_code=status.HTTP_202_ACCEPTED)
 def upload(
     file: Annotated[UploadFile, File()],
-    event: Annotated[str, Form(min_length=1, max_length=200)],
-    purpose: Annotated[str, Form(min_length=1, max_length=500)],
+    event: Annotated[str, Form(min_length=1, max_length=200), text_check(200, "event")],
+    purpose: Annotated[str, Form(min_length=1, max_length=500), text_check(500, "purpose")],
     device: Annotated[Device, Form()],
     session: SessionDep,
     store: StoreDep,
@@ -50,20 +55,28 @@ def upload(
 
 @router.get("/media")
 def list_media(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-               limit: int = 50, offset: int = 0) -> list[schemas.MediaOut]:
+               limit: int = 50, offset: int = 0,
+               ) -> list[schemas.MediaOut] | list[schemas.PublisherMediaOut]:
+    """Newest first. The publisher role gets `PublisherMediaOut` items: only what
+    publishing needs."""
+    limit, offset = validate.paging(limit, offset)
     mine = principal.token_id if principal.role == Role.STAFF else None
     # Purged media answer 410 on their own URL and are left out of listings.
     kept = [s.value for s in MediaStatus if s != MediaStatus.PURGED]
     items = MediaRepository(session).list_media(principal.org_id, uploaded_by=mine,
-                                          statuses=kept,
-                                          limit=min(max(limit, 1), 200), offset=max(offset, 0))
+                                          statuses=kept, limit=limit, offset=offset)
+    if principal.role == Role.PUBLISHER:
+        return [present.publisher_media(session, settings, m) for m in items]
     return [present.media(session, settings, m, principal.org.policy) for m in items]
 
 
 @router.get("/media/{media_id}")
 def media_detail(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
-              principal: CurrentPrincipal) -> schemas.MediaOut:
+              principal: CurrentPrincipal) -> schemas.MediaOut | schemas.PublisherMediaOut:
+    """The publisher role gets `PublisherMediaOut`: only what publishing needs."""
     m = get_media(session, principal, media_id)
+    if principal.role == Role.PUBLISHER:
+        return present.publisher_media(session, settings, m)
     return present.media(session, settings, m, principal.org.policy)
 
 
@@ -71,14 +84,20 @@ def media_detail(media_id: uuid.UUID, session: SessionDep, settings: SettingsDep
 def publish(media_id: uuid.UUID, body: schemas.PublishIn, response: Response,
             sessions: SessionsDep, session: ReadSessionDep, store: StoreDep,
             settings: SettingsDep, principal: ReadPrincipal,
-            idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+            idempotency_key: Annotated[str | None, Header(max_length=200),
+                                       text_check(200, "Idempotency-Key")] = None,
             ) -> schemas.PublicationOut:
     """201 with the new live copy; 200 with the existing one if the medium is already
     live on the channel, or if this `Idempotency-Key` was seen before; 409 with reasons
     if the gate refuses."""
-    result = publishing.publish(sessions, session, store, settings, principal, media_id,
-                                body.channel, redact=body.redact,
-                                idempotency_key=idempotency_key)
+    try:
+        result = publishing.publish(sessions, session, store, settings, principal, media_id,
+                                    body.channel, redact=body.redact,
+                                    idempotency_key=idempotency_key)
+    except ConsentGateError as exc:
+        if principal.role == Role.PUBLISHER:
+            _for_publisher(exc)
+        raise
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return present.publication(settings, result.publication)
@@ -134,3 +153,11 @@ def rescreening(session: SessionDep, principal: CurrentPrincipal) -> schemas.Res
     progress = screening.rescreen_progress(session, principal.org_id)
     return schemas.RescreenOut(stale=progress.stale,
                                screened_with_faces=progress.screened_with_faces)
+
+
+def _for_publisher(exc: ConsentGateError) -> None:
+    """A refusal as the publisher role may see it: reasons without pupil ids or errors."""
+    reasons = exc.details.get("reasons")
+    if isinstance(reasons, list) and all(isinstance(r, Reason) for r in reasons):
+        texts, codes = present.publisher_reasons(reasons)
+        exc.details["reasons"], exc.details["reason_codes"] = texts, codes
