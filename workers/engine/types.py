@@ -95,11 +95,15 @@ class GalleryEntry:
 
 
 class EnrolmentRejected(Exception):
-    """A reference photo that cannot become a template; `reason` is shown to the user."""
+    """A reference photo that cannot become a template; `reason` is shown to the user.
+    ``code`` names the gate that refused it and ``data`` its measured values (numbers
+    about the photo only, never an encoding), for callers that answer with codes."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, code: str = "enrol_rejected", **data: float | int) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
+        self.data = data
 
 
 def box_iou(a: Box, b: Box) -> float:
