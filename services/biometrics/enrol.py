@@ -127,14 +127,14 @@ def add_face_as_template(
 ) -> AddedTemplate:
     """SLT's "add this face as a template of this pupil" (issue 11).
 
-    Refused (a core error with ``error_code`` and data, nothing written) unless: the
-    caller is SLT or admin; medium, face and pupil are in the caller's organisation; the
-    medium is a still photo; the face is not recognised as another pupil; the pupil is
-    active, has current biometric consent (PoFA 2012 s.26) and at least one template
-    already; the face's crop passes the enrolment gate that reference photos pass (one
-    face, size, score, sharpness, pose); and the new template is consistent with the
-    pupil's own templates: the pupil is its nearest, within threshold + margin, and no
-    other pupil comes within the margin of that. The last rule keeps a mistaken naming
+    Refused (a core error with ``error_code`` and data, nothing written) unless: the caller
+    is SLT or admin; medium, face and pupil are in the caller's organisation; the medium is
+    a still photo; the face is not recognised as another pupil; the pupil is active, has
+    current biometric consent (PoFA 2012 s.26), at least one template already and fewer than
+    ``max_templates_per_pupil``; the face's crop passes the enrolment gate that reference
+    photos pass (one face, size, score, sharpness, pose); and the new template is consistent
+    with the pupil's own templates: the pupil is its nearest, within threshold + margin, and
+    no other pupil comes within the margin of that. The last rule keeps a mistaken naming
     from teaching the gallery a stranger's face as this pupil's, which would let a
     stranger's photo pass under the pupil's consent.
 
@@ -162,7 +162,7 @@ def add_face_as_template(
     if face.pupil_id is not None and face.pupil_id != pupil.id:
         raise Conflict("this face is recognised as another pupil",
                        error_code="face_is_another_pupil", face_id=str(face_id))
-    _check_template_allowed(session, pupil)
+    _check_template_allowed(session, settings, pupil)
     store = store if store is not None else build_store(settings)
     try:
         rgb = decode_image(store.get(media.original_key), max_pixels=settings.max_image_pixels)
@@ -181,7 +181,7 @@ def add_face_as_template(
     pupil = pupils.get(principal.org_id, pupil_id)
     if pupil is None:
         raise NotFound("no such pupil in your organisation", pupil_id=str(pupil_id))
-    _check_template_allowed(session, pupil)
+    _check_template_allowed(session, settings, pupil)
     distance = _check_consistent(session, settings, pupil, encoding)
     photo = store_template(session, store, settings, principal, pupil, data, encoding)
     audit(session, principal, "template.added_from_face", f"pupil:{pupil.id}",
@@ -192,7 +192,7 @@ def add_face_as_template(
                          pupils.template_count(pupil.id))
 
 
-def _check_template_allowed(session: Session, pupil: Pupil) -> None:
+def _check_template_allowed(session: Session, settings: Settings, pupil: Pupil) -> None:
     repo = PupilRepository(session)
     if not pupil.active:
         raise Conflict("this pupil is marked as left; templates cannot be added",
@@ -200,10 +200,15 @@ def _check_template_allowed(session: Session, pupil: Pupil) -> None:
     if not biometric_is_current(repo.biometric_history(pupil.id)):
         raise Conflict("no current biometric consent for this pupil",
                        error_code="biometric_consent_not_current", pupil_id=str(pupil.id))
-    if repo.template_count(pupil.id) == 0:
+    count = repo.template_count(pupil.id)
+    if count == 0:
         raise Conflict("this pupil has no enrolled reference photo; an extra template can "
                        "only add to an enrolment", error_code="no_reference_template",
                        pupil_id=str(pupil.id))
+    if count >= settings.max_templates_per_pupil:
+        raise Conflict("this pupil has as many templates as allowed",
+                       error_code="template_limit", pupil_id=str(pupil.id),
+                       templates=count, limit=settings.max_templates_per_pupil)
 
 
 def _check_consistent(session: Session, settings: Settings, pupil: Pupil,

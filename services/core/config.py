@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # A change takes effect for new templates; `consentgate templates reenrol` (or
     # POST /api/v1/biometrics/reenrol) recomputes the existing ones.
     enrol_jitters: int = Field(default=10, ge=1, le=100)
+    # Extra templates SLT may add from event photos stop at this many templates per pupil
+    # (reference photos included): 1-3 templates per pupil were measured (false matches
+    # 0, nearest stranger 0.65-0.67); more are not measured. docs/calibration.md.
+    max_templates_per_pupil: int = Field(default=3, ge=1, le=20)
     # Re-enrolment recomputes this many reference photos per transaction (progress is
     # committed after each batch, and a redelivered job resumes there).
     reenrol_batch: int = Field(default=8, ge=1, le=500)

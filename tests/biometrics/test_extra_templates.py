@@ -14,7 +14,7 @@ from models.db import transaction
 from services.biometrics.enrol import AddedTemplate, add_face_as_template
 from services.biometrics.templates import decrypt_template
 from services.core import runtime
-from services.core.config import get_settings
+from services.core.config import Settings, get_settings
 from services.core.errors import ConsentGateError, Forbidden, NotFound
 from tests.biometrics.support import (
     as_uuid,
@@ -33,15 +33,18 @@ from tests.flow import upload
 from tests.support import create_org, wait_screened
 
 
-def _add(token: str, media_id: str, face_id: str, pupil_id: str) -> AddedTemplate:
+def _add(token: str, media_id: str, face_id: str, pupil_id: str,
+         settings: Settings | None = None) -> AddedTemplate:
     with transaction(runtime.sessions()) as session:
-        return add_face_as_template(session, get_settings(), principal(session, token),
-                                    as_uuid(media_id), as_uuid(face_id), as_uuid(pupil_id))
+        return add_face_as_template(session, settings or get_settings(),
+                                    principal(session, token), as_uuid(media_id),
+                                    as_uuid(face_id), as_uuid(pupil_id))
 
 
-def _refused(token: str, media_id: str, face_id: str, pupil_id: str) -> ConsentGateError:
+def _refused(token: str, media_id: str, face_id: str, pupil_id: str,
+             settings: Settings | None = None) -> ConsentGateError:
     with pytest.raises(ConsentGateError) as caught:
-        _add(token, media_id, face_id, pupil_id)
+        _add(token, media_id, face_id, pupil_id, settings)
     return caught.value
 
 
@@ -151,6 +154,12 @@ def test_refusals_write_nothing(client: TestClient, celery_worker: None, faces: 
     err = _refused(slt_token, event, face_id, obama)
     assert err.details["error_code"] == "template_inconsistent"
     assert err.details["distance"] > err.details["limit"]
+
+    # At most max_templates_per_pupil templates (Alex has one).
+    err = _refused(slt_token, event, face_id, alex,
+                   get_settings().model_copy(update={"max_templates_per_pupil": 1}))
+    assert err.details["error_code"] == "template_limit"
+    assert (err.details["templates"], err.details["limit"]) == (1, 1)
 
     assert state() == before
 
