@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -342,6 +344,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.faces.is_dir():
         sys.exit(f"{args.faces} not found; run `make test-data` for how to get the test images")
+    load_avg = os.getloadavg()[0]
     base = EngineConfig()
     engines = {j: FaceEngine(EngineConfig(enrol_jitters=j)) for j in JITTERS}
     engines[1].warm_up()
@@ -437,7 +440,9 @@ def main() -> None:
               "k of them).", "",
               table(["num_jitters", "templates", "true accepts (clear faces)",
                      "false matches", "wrong identity", "nearest stranger"], rows), "",
-              f"Whole run: {time.perf_counter() - t0:.0f} s.", ""]
+              f"Whole run: {time.perf_counter() - t0:.0f} s on {platform.machine()}, "
+              f"{os.cpu_count()} CPUs; load average before the run {load_avg:.2f} (enrolment "
+              "times grow with it; distances do not).", ""]
     text = "\n".join(lines)
     print(text)
     put_section(args.report, text)
