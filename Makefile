@@ -46,6 +46,7 @@ pytest: setup
 bench: setup
 	.venv/bin/python bench/screen_bench.py
 	.venv/bin/python bench/import_bench.py
+	.venv/bin/python bench/templates_bench.py
 
 migrate: setup
 	.venv/bin/consentgate --data-dir $(DATA_DIR) migrate

@@ -565,3 +565,40 @@ class OutboxItem(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class TemplateJobStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class TemplateJob(Base):
+    """A re-enrolment of an organisation's templates from their stored reference photos
+    (services.biometrics.reenrol), with its progress. At most one runs per organisation.
+
+    Photos are taken in id order; ``last_photo_id`` is the last one handled, committed
+    with the templates of its batch, so a redelivered job resumes after it. Holds counts
+    and ids only, never a template or a photo."""
+
+    __tablename__ = "template_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    # Settings.enrol_jitters the templates are recomputed with.
+    jitters: Mapped[int] = mapped_column(Integer)
+    # Reference photos in the organisation when the job started (those made later were
+    # made with the current settings already).
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)  # templates recomputed
+    # Photos the enrolment gate refuses now (their old template is kept) or gone.
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    # Photos of pupils without current biometric consent, or who left: erased.
+    erased: Mapped[int] = mapped_column(Integer, default=0)
+    last_photo_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from services.api import errors
 from services.api.errors import error_body
 from services.api.routes import imports as import_routes
+from services.api.routes import biometrics as biometrics_routes
 from services.api.routes import lifecycle, media, public, pupils, review
 from services.api.routes import tokens as token_routes
 from services.core import runtime
@@ -61,5 +62,6 @@ def create_app() -> FastAPI:
     app.include_router(review.router)
     app.include_router(import_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(biometrics_routes.router)
     install_web_pages(app)
     return app

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -499,6 +500,89 @@ def purge(dry_run: bool) -> None:
     if run.failed:
         click.echo(f"{run.failed} could not be purged now; see the log", err=True)
         sys.exit(1)
+
+
+@main.group()
+def templates() -> None:
+    """Face templates (biometric data: only while biometric consent is current)."""
+
+
+def _org_id(slug: str) -> uuid.UUID:
+    from models.db import transaction
+    from models.repositories.organisations import OrganisationRepository
+    from services.core import runtime
+
+    with transaction(runtime.sessions(), write=False) as session:
+        found = OrganisationRepository(session).get_by_slug(slug)
+        if found is None:
+            raise click.ClickException(f"no organisation {slug!r}")
+        return found.id
+
+
+@templates.command("reenrol")
+@click.option("--org", "org_slug", required=True)
+@click.option("--background", is_flag=True,
+              help="Hand the job to the workers and return; see `templates status`.")
+def templates_reenrol(org_slug: str, background: bool) -> None:
+    """Recompute every template from its stored reference photo with the current settings
+    (CONSENTGATE_ENROL_JITTERS), showing progress. Resumes a job already running; media
+    screened against the old templates are re-screened afterwards."""
+    from models.db import transaction
+    from services.biometrics import reenrol
+    from services.core import runtime
+    from services.core.audit import SystemActor
+    from services.core.config import get_settings
+
+    org_id = _org_id(org_slug)
+    settings = get_settings()
+    with transaction(runtime.sessions()) as session:
+        progress, created = reenrol.start(session, settings, SystemActor("cli", org_id),
+                                          org_id, send=background)
+    verb = "started" if created else "already running:"
+    click.echo(f"re-enrolment {verb} job {progress.job_id}, {progress.total} reference "
+               f"photos, num_jitters={progress.jitters}", err=True)
+    if background:
+        click.echo(str(progress.job_id))
+        return
+    with click.progressbar(length=max(progress.total, 1), label="re-enrolling",
+                           file=sys.stderr) as bar:
+        bar.update(min(progress.handled, progress.total))
+        seen = [progress.handled]
+
+        def advance(p: reenrol.ReenrolProgress) -> None:
+            bar.update(max(0, min(p.handled, p.total) - seen[0]))
+            seen[0] = min(p.handled, p.total)
+
+        final = reenrol.run(runtime.sessions(), runtime.store(), settings, progress.job_id,
+                            on_progress=advance)
+    click.echo(f"{final.status}: {final.done} templates recomputed, {final.skipped} skipped, "
+               f"{final.erased} erased (no current biometric consent)")
+    if final.status != "done":
+        sys.exit(1)
+
+
+@templates.command("status")
+@click.option("--org", "org_slug", required=True)
+def templates_status(org_slug: str) -> None:
+    """The newest re-enrolment job of an organisation and its progress."""
+    from models.db import transaction
+    from models.repositories.templates import TemplateJobRepository
+    from services.biometrics import reenrol
+    from services.core import runtime
+
+    org_id = _org_id(org_slug)
+    with transaction(runtime.sessions(), write=False) as session:
+        job = TemplateJobRepository(session).latest(org_id)
+        progress = None if job is None else reenrol.progress_of(job)
+    if progress is None:
+        click.echo("no re-enrolment yet")
+        return
+    click.echo(f"job {progress.job_id}: {progress.status}, {progress.handled}/{progress.total} "
+               f"({100 * progress.fraction:.0f}%), {progress.done} recomputed, "
+               f"{progress.skipped} skipped, {progress.erased} erased; num_jitters="
+               f"{progress.jitters}; started {progress.started_at:%Y-%m-%d %H:%M} UTC by "
+               f"{progress.requested_by}" + (f"; error: {progress.error}" if progress.error
+                                             else ""))
 
 
 @main.command("wait-ready", hidden=True)

@@ -23,6 +23,7 @@ def engine_for(settings: Settings) -> FaceEngine:
             threshold=settings.match_threshold,
             margin=settings.match_margin,
             detector_threads=settings.detector_threads,
+            enrol_jitters=settings.enrol_jitters,
         )
     )
 

@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(default=30.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Enrolment templates: face_recognition's num_jitters (the template is the mean
+    # descriptor of this many jittered copies of the face). Costs time at enrolment only;
+    # screening encodes once. Measured in docs/calibration.md, "Enrolment templates".
+    # A change takes effect for new templates; `consentgate templates reenrol` (or
+    # POST /api/v1/biometrics/reenrol) recomputes the existing ones.
+    enrol_jitters: int = Field(default=10, ge=1, le=100)
+    # Extra templates SLT may add from event photos stop at this many templates per pupil
+    # (reference photos included): 1-3 templates per pupil were measured (false matches
+    # 0, nearest stranger 0.65-0.67); more are not measured. docs/calibration.md.
+    max_templates_per_pupil: int = Field(default=3, ge=1, le=20)
+    # Re-enrolment recomputes this many reference photos per transaction (progress is
+    # committed after each batch, and a redelivered job resumes there).
+    reenrol_batch: int = Field(default=8, ge=1, le=500)
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         for name in ("template_key", "minio_secret_key"):

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 from models.db import after_commit
 from services.core.celery_app import app
 
+# The re-screen dispatcher (workers/screen/tasks.py): queue an organisation's stale media
+# after a gallery change. Named here so every domain package can ask for it.
+RESCREEN_TASK = "consentgate.rescreen_stale"
+
 
 def enqueue(session: Session, task_name: str, *args: str) -> None:
     def send() -> None:

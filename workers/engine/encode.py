@@ -3,9 +3,15 @@
 The descriptor is face_recognition's: the same model files (``face_recognition_models``),
 the 5-point shape predictor (``model="small"``) and ``num_jitters=1``, so an encoding
 here equals ``face_recognition.face_encodings(rgb, [box], 1, "small")`` for the same box
-(tests/engine/test_engine_faces.py checks this). We call dlib directly so that all faces
-of an image go through the network in one batch, and so that the 68-point predictor and
-the CNN detector, which face_recognition loads on import, are never loaded.
+(tests/engine/test_engine_faces.py checks this). Templates may be computed with
+``num_jitters > 1`` (``EngineConfig.enrol_jitters``): dlib then averages the descriptors
+of that many randomly shifted, rotated, scaled and mirrored copies of the chip
+(``dlib.jitter_image``; the random generator belongs to the loaded network, so two runs
+differ slightly). That is always dlib's own network, never the onnxruntime one.
+
+We call dlib directly so that all faces of an image go through the network in one batch,
+and so that the 68-point predictor and the CNN detector, which face_recognition loads on
+import, are never loaded.
 
 Screening runs the descriptor network itself in onnxruntime (``resnet.py``), about 15x
 faster than the BLAS-less dlib-bin wheel, on dlib's own landmarks and chips; templates
@@ -234,3 +240,24 @@ class Encoder:
         descriptors = net.compute_face_descriptor(img, shapes, num_jitters)
         out = np.array([np.asarray(d, dtype=np.float64) for d in descriptors], dtype=np.float64)
         return out.reshape(len(dets), ENCODING_DIM)
+
+
+# A face offered as an extra template (SLT naming a face in an event photo) is cut out
+# with this much of its box size added on each side: enough forehead, chin and
+# background for the detector to find it again in the crop, little enough that a
+# neighbour's face rarely enters it. The crop then passes the same enrolment gate as a
+# reference photo (one face, size, sharpness, pose) before it becomes a template.
+TEMPLATE_CROP_MARGIN = 0.5
+
+
+def crop_for_template(rgb: RGBImage, box: tuple[int, int, int, int]) -> RGBImage:
+    """The region of ``rgb`` around ``box`` (top, right, bottom, left, in image pixels)
+    grown by TEMPLATE_CROP_MARGIN of its height and width on each side, clipped to the
+    image; a copy, so the full image can be freed."""
+    top, right, bottom, left = box
+    h, w = rgb.shape[:2]
+    dy = TEMPLATE_CROP_MARGIN * max(0, bottom - top)
+    dx = TEMPLATE_CROP_MARGIN * max(0, right - left)
+    y1, y2 = max(0, int(top - dy)), min(h, int(np.ceil(bottom + dy)))
+    x1, x2 = max(0, int(left - dx)), min(w, int(np.ceil(right + dx)))
+    return np.ascontiguousarray(rgb[y1:y2, x1:x2]).copy()

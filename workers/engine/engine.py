@@ -106,6 +106,9 @@ class EngineConfig:
     # onnxruntime intra-op threads per process, for the detector and the descriptor
     # network; 0 = min(2, CPUs).
     detector_threads: int = 0
+    # Templates only: face_recognition's num_jitters (mean descriptor over this many
+    # jittered chips). Screening always encodes once. Chosen in docs/calibration.md.
+    enrol_jitters: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -131,6 +134,7 @@ class EngineConfig:
             "enrol_min_frontal": self.enrol_min_frontal >= self.min_frontal,
             "enrol_min_score": self.detect_threshold <= self.enrol_min_score < 1,
             "detector_threads": self.detector_threads >= 0,
+            "enrol_jitters": 1 <= self.enrol_jitters <= 100,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -449,14 +453,20 @@ class FaceEngine:
         )
 
     def _encode(
-        self, images: dict[int, RGBImage], faces: Sequence[FoundFace], *, exact: bool = False
+        self,
+        images: dict[int, RGBImage],
+        faces: Sequence[FoundFace],
+        *,
+        exact: bool = False,
+        num_jitters: int = 1,
     ) -> npt.NDArray[np.float64]:
         out = np.empty((len(faces), 128), dtype=np.float64)
         for k in sorted({f.rotation for f in faces}):
             idx = [i for i, f in enumerate(faces) if f.rotation == k]
             with self._encode_lock:
                 out[idx] = self._encoder.encode(
-                    images[k], [faces[i].detection for i in idx], exact=exact
+                    images[k], [faces[i].detection for i in idx], exact=exact,
+                    num_jitters=num_jitters,
                 )
         return out
 
@@ -640,12 +650,12 @@ class FaceEngine:
         results: list[ScreenedFace] = [
             ScreenedFace(face.box, frame, "uncertain", None, None) for face in found.faces
         ]
-        usable = [i for i, face in enumerate(found.faces) if self._screenable(face)]
+        usable = self.screenable_indices(found)
         if usable and len(gallery) == 0:
             for i in usable:
                 results[i] = ScreenedFace(found.faces[i].box, frame, "unknown", None, None)
         elif usable:
-            encodings = self._encode(found.images, [found.faces[i] for i in usable])
+            encodings = self.screening_encodings(found, usable)
             decisions = gallery.decide(encodings, threshold=cfg.threshold, margin=cfg.margin)
             del encodings
             for i, d in zip(usable, decisions, strict=True):
@@ -660,6 +670,19 @@ class FaceEngine:
             ", second pass" if found.second_pass else "",
         )
         return results
+
+    def screenable_indices(self, found: FoundFaces) -> list[int]:
+        """Indices of the faces above the screening quality floor (the others are
+        ``uncertain`` and never encoded)."""
+        return [i for i, face in enumerate(found.faces) if self._screenable(face)]
+
+    def screening_encodings(
+        self, found: FoundFaces, usable: Sequence[int]
+    ) -> npt.NDArray[np.float64]:
+        """The descriptors screening matches for ``found.faces[i]``, i in ``usable``. Public
+        so that bench/templates_bench.py can match one encoding against several
+        galleries; screening itself uses exactly this."""
+        return self._encode(found.images, [found.faces[i] for i in usable])
 
     # ---------------------------------------------------------------- enrolment
 
@@ -681,7 +704,7 @@ class FaceEngine:
         if face.score < cfg.enrol_min_score:
             raise EnrolmentRejected(
                 "No clear face found in this photo; use a clear, front-on photo",
-                "unclear_face",
+                "unclear_face", score=round(face.score, 3),
             )
         if face.height_px < cfg.enrol_min_face_px:
             raise EnrolmentRejected(
@@ -691,18 +714,23 @@ class FaceEngine:
         if face.sharpness < cfg.enrol_min_sharpness:
             raise EnrolmentRejected(
                 "The photo is too blurred (or too dark); use a sharp, well-lit photo",
-                "blurred",
+                "blurred", sharpness=round(face.sharpness, 1),
             )
         if abs(face.yaw) > cfg.enrol_max_yaw or face.frontal < cfg.enrol_min_frontal:
             raise EnrolmentRejected(
                 "The face is turned away from the camera; use a photo looking straight at it",
-                "turned_away",
+                "turned_away", yaw=round(face.yaw, 3), frontal=round(face.frontal, 3),
             )
         # Templates come from dlib's own network: they are stored for years and must be
-        # reproducible by face_recognition itself.
-        encoding: Encoding = self._encode(found.images, [face], exact=True)[0]
+        # reproducible by face_recognition itself. With enrol_jitters > 1 the template is
+        # the mean descriptor of that many randomly jittered chips (face_recognition's
+        # num_jitters): enrolment only, calibrated in docs/calibration.md.
+        encoding: Encoding = self._encode(
+            found.images, [face], exact=True, num_jitters=cfg.enrol_jitters
+        )[0]
         if not np.all(np.isfinite(encoding)):
-            raise EnrolmentRejected("This photo could not be used; try another photo")
+            raise EnrolmentRejected("This photo could not be used; try another photo",
+                                    "unusable")
         return encoding
 
 

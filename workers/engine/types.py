@@ -96,10 +96,11 @@ class GalleryEntry:
 
 class EnrolmentRejected(Exception):
     """A reference photo that cannot become a template; `reason` is shown to the user,
-    `code` (no_face, several_faces, unclear_face, too_small, blurred, turned_away,
-    unusable) and `data` are for callers that report many photos at once."""
+    `code` names the gate that refused it (no_face, several_faces, unclear_face, too_small,
+    blurred, turned_away, unusable) and `data` its measured values (numbers about the
+    photo only, never an encoding), for callers that answer with codes."""
 
-    def __init__(self, reason: str, code: str = "unusable", **data: Any) -> None:
+    def __init__(self, reason: str, code: str = "unusable", **data: float | int) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code

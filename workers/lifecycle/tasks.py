@@ -3,16 +3,24 @@ redelivered or duplicated message does no harm."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
+from services.biometrics import reenrol
 from services.core import outbox, runtime
 from services.core.celery_app import app
 from services.core.config import get_settings
+from services.core.errors import TransientError
 from services.lifecycle import retention
 from services.takedown import service as takedown
 from services.takedown import webhooks
+
+log = logging.getLogger(__name__)
+
+REENROL_MAX_RETRIES = 6
 
 
 @app.task(
@@ -49,3 +57,29 @@ def purge_expired_media() -> int:
 @app.task(name="consentgate.run_outbox", acks_late=True, reject_on_worker_lost=True)
 def run_outbox() -> int:
     return outbox.run_items(runtime.sessions(), runtime.store())
+
+
+@app.task(
+    name=reenrol.REENROL_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=REENROL_MAX_RETRIES,
+)
+def reenrol_templates(self: Task, job_id: str) -> str:
+    """Recompute an organisation's templates (services.biometrics.reenrol); resumes at the
+    job's cursor when redelivered or retried."""
+    sessions = runtime.sessions()
+    jid = uuid.UUID(job_id)
+    try:
+        return reenrol.run(sessions, runtime.store(), get_settings(), jid).status
+    except (TransientError, OperationalError) as exc:
+        if self.request.retries >= REENROL_MAX_RETRIES:
+            reenrol.mark_failed(sessions, jid, f"gave up after {REENROL_MAX_RETRIES} retries: "
+                                f"{exc}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 300)) from exc
+    except Exception as exc:
+        log.exception("re-enrolment crashed for job %s", job_id)
+        reenrol.mark_failed(sessions, jid, f"internal error: {type(exc).__name__}")
+        return "failed"
