@@ -523,6 +523,8 @@ class ReviewDecision(Base):
     second_name: Mapped[str | None] = mapped_column(String(200))
     second_note: Mapped[str | None] = mapped_column(Text)
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first member asked to publish as soon as the second confirms.
+    publish_on_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WebSession(Base):
@@ -537,6 +539,9 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last notice a big action left ({"path", "title", "lines"}): shown on that page,
+    # reloads included, until the next one replaces it.
+    notice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class OutboxStatus(StrEnum):

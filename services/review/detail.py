@@ -373,3 +373,7 @@ def queue_views(session: Session, principal: Principal) -> list[ReviewView]:
               decided=e.media.id in decided)
         for e in entries
     ]
+
+
+# The view of one medium from facts already read (the work queue builds its page with it).
+view_of = _view

@@ -248,7 +248,8 @@ def upload_file(
     when = _date(captured_on, "the date it was taken")
     result = accept_upload(
         session, store, settings, user.principal, file.file,
-        UploadForm(event=event, purpose=purpose, device=device, captured_on=when),
+        UploadForm(event=event, purpose=purpose, device=device, captured_on=when,
+                   file_name=file.filename),
     )
     return JSONResponse({**_media_status(session, user.principal, result.media),
                          "notices": result.notices, "name": file.filename or ""},

@@ -20,6 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column('media', sa.Column('file_name', sa.String(length=255), nullable=True))
+    # The last notice a big action left for this browser ("what was taken down"), kept
+    # so it is still there after a reload.
+    op.add_column('web_sessions', sa.Column('notice', sa.JSON(), nullable=True))
+    # The first SLT member's "publish now" tick on a decision that waits for a second.
+    op.add_column('review_decisions', sa.Column('publish_on_confirm', sa.Boolean(),
+                                                nullable=False, server_default=sa.false()))
     op.create_table(
         'face_identifications',
         sa.Column('id', sa.Uuid(), primary_key=True),
@@ -44,4 +50,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('face_identifications')
+    op.drop_column('review_decisions', 'publish_on_confirm')
+    op.drop_column('web_sessions', 'notice')
     op.drop_column('media', 'file_name')
