@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from models.clock import utcnow
+from models.db import transaction
 from models.orm import (
     BiometricBy,
     BiometricStatus,
@@ -408,28 +409,30 @@ def review_bulk_confirm(
         if isinstance(exc, Unauthenticated):
             raise
         return _bulk_error(request, session, user, exc)
+    work = [(item.media.id, _media_label(item.media), plan.request_channels(item))
+            for item in plan.items]
+    # Each medium in a write unit of its own (on SQLite: BEGIN IMMEDIATE), with this
+    # request's transaction ended first so it holds no lock while they run.
     session.commit()
     done: list[str] = []
     refused: list[str] = []
-    for item in plan.items:
-        label = _media_label(item.media)
+    for media_id, label, channels in work:
         try:
-            decisions.record_decision(
-                session, settings, user.principal, item.media.id,
-                decisions.DecisionRequest(kind=plan.kind, justification=justification,
-                                          channels=plan.request_channels(item)))
-            session.commit()
+            with transaction(runtime.sessions()) as unit:
+                decisions.record_decision(
+                    unit, settings, user.principal, media_id,
+                    decisions.DecisionRequest(kind=plan.kind, justification=justification,
+                                              channels=channels))
             done.append(label)
         except ConsentGateError as exc:
             if isinstance(exc, Unauthenticated):
                 raise
-            session.rollback()
             refused.append(f"{label}: {exc.message}")
     verb = words.BULK_DONE[action]
     lines = [f"{verb}: {name}" for name in done] + [f"Not changed: {r}" for r in refused]
-    websession.leave_notice(session, user, "/review",
-                            words.bulk_title(action, len(done), len(refused)), lines)
-    session.commit()
+    with transaction(runtime.sessions()) as unit:
+        websession.leave_notice(unit, user, "/review",
+                                words.bulk_title(action, len(done), len(refused)), lines)
     return _redirect("/review?view=decided" if done and not refused else "/review")
 
 

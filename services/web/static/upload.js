@@ -131,8 +131,11 @@
     e.preventDefault();
     take(e.dataTransfer && e.dataTransfer.files);
   });
+  // The visible "Choose files" button opens the picker; the file input itself is not a
+  // Tab stop of its own (it is invisible).
+  document.getElementById("choose").addEventListener("click", function () { input.click(); });
   drop.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+    if (e.target === drop && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); input.click(); }
   });
   form.addEventListener("submit", function (e) { e.preventDefault(); });
 
