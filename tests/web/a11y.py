@@ -36,11 +36,14 @@ def overflow(page: Page) -> dict[str, object]:
                 let inScroller = false;
                 for (let p = el.parentElement; p; p = p.parentElement) {
                     const s = getComputedStyle(p);
-                    if (s.overflowX === 'auto' || s.overflowX === 'scroll' || s.overflowX === 'hidden') { inScroller = true; break; }
+                    if (['auto', 'scroll', 'hidden'].includes(s.overflowX)) {
+                        inScroller = true; break;
+                    }
                 }
-                if (!inScroller) out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
-                    (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : '') +
-                    ' right=' + Math.round(r.right));
+                const cls = typeof el.className === 'string' && el.className
+                    ? '.' + el.className.split(' ').join('.') : '';
+                if (!inScroller) out.push(el.tagName.toLowerCase() +
+                    (el.id ? '#' + el.id : '') + cls + ' right=' + Math.round(r.right));
             }
         }
         return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w,

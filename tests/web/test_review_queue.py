@@ -151,6 +151,9 @@ def test_name_a_face_then_that_pupils_consent_decides(
             "external_id": "UPN0100", "given_name": "Rose", "family_name": "Leslie",
             "year_group": "Year 5"})
         assert r.status_code == 201, r.text
+        r = http.post(f"/api/v1/pupils/{r.json()['id']}/biometric-consent", headers=slt,
+                      json={"status": "granted", "by": "parent", "evidence_ref": "form-r"})
+        assert r.status_code == 201, r.text
         media_id = _upload(http, staff, "fair_kit_rose.jpg",
                            (faces / "events" / "kit_with_rose.jpg").read_bytes(), "Fair")
         wait_screened(http, slt, media_id)
