@@ -26,9 +26,10 @@ class LiveCopy:
 
 
 def would_come_down(session: Session, principal: Principal, pupil_id: uuid.UUID, *,
-                    channel: str | None = None, leaving: bool = False) -> list[LiveCopy]:
-    """Live copies that withdrawing the pupil's consent for `channel` (or their leaving)
-    would take down."""
+                    channel: str | None = None, leaving: bool = False,
+                    biometric_ended: bool = False) -> list[LiveCopy]:
+    """Live copies that withdrawing the pupil's consent for `channel` (or their leaving,
+    or the end of their face-matching consent) would take down."""
     principal.require(Role.SLT, Role.ADMIN)
     media = MediaRepository(session).media_matching_pupil(principal.org_id, pupil_id)
     live = PublicationRepository(session).active_for_media([m.id for m in media])
@@ -43,7 +44,10 @@ def would_come_down(session: Session, principal: Principal, pupil_id: uuid.UUID,
     active = dict(facts.active)
     if leaving:
         active[pupil_id] = False
-    future = replace(facts, latest=latest, active=active)
+    biometric = dict(facts.biometric_current)
+    if biometric_ended:
+        biometric[pupil_id] = False
+    future = replace(facts, latest=latest, active=active, biometric_current=biometric)
     today = local_today(policy_of(principal.org.policy))
     by_id = {m.id: m for m in media}
     out = []

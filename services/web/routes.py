@@ -294,8 +294,12 @@ def upload_file(
         UploadForm(event=event, purpose=purpose, device=device, captured_on=when,
                    file_name=file.filename),
     )
+    notices = list(result.notices)
+    late = queue.retention_warning(result.media, utcnow().date())
+    if late and result.media.retention_until >= utcnow().date():
+        notices.append(late)
     return JSONResponse({**_media_status(session, user.principal, result.media),
-                         "notices": result.notices, "name": file.filename or ""},
+                         "notices": notices, "name": file.filename or ""},
                         status_code=202)
 
 
@@ -855,18 +859,41 @@ def pupil_biometric(
     settings: SettingsDep, user: PostingUser,
     status: Annotated[BiometricStatus, Form()], by: Annotated[BiometricBy, Form()],
     evidence_ref: Annotated[str, Form()] = "",
+    confirmed: Annotated[bool, Form()] = False,
 ) -> Response:
     user.principal.require(*REVIEWERS)
     try:
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
+        ending = status != BiometricStatus.GRANTED
+        coming_down: list[impact.LiveCopy] = []
+        photos = 0
+        if ending:
+            coming_down = impact.would_come_down(session, user.principal, pupil.id,
+                                                 biometric_ended=True)
+            photos = PupilRepository(session).template_count(pupil.id)
+        if ending and not confirmed:
+            # An objection or withdrawal deletes the enrolment photos and ends matching:
+            # say so, and which published photos come down, before doing it.
+            return render(
+                request, "biometric_confirm.html", user, pupil=pupil,
+                bio_status=status.value, by=by.value, evidence_ref=evidence_ref,
+                photos=photos, coming_down=coming_down)
         register.record_biometric(session, settings, user.principal, pupil, status=status,
                                   by=by.value, evidence_ref=evidence_ref.strip()[:500])
     except ConsentGateError as exc:
         session.rollback()
         return _pupil_page(request, session, user, pupil_id, error=exc.message,
                            status=status_for(exc))
+    if ending:
+        up = impact.still_live(session, [c.publication.id for c in coming_down])
+        lines = [words.taken_down_line(_media_label(c.media), c.publication.channel)
+                 for c in coming_down if c.publication.id not in up]
+        left = PupilRepository(session).template_count(pupil.id)
+        websession.leave_notice(
+            session, user, f"/register/{pupil_id}",
+            words.biometric_report(status.value, photos - left, len(lines)), lines)
     return _redirect(f"/register/{pupil_id}?done=biometric")
 
 

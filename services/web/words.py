@@ -254,3 +254,10 @@ def error_for_people(exc: ConsentGateError) -> str:
         return ("Only senior leaders (SLT) and administrators can do this. Ask one of them "
                 "if it needs doing.")
     return exc.message
+
+
+def biometric_report(status: str, deleted: int, taken: int) -> str:
+    what = "Objection recorded." if status == "objected" else "Face-matching consent withdrawn."
+    photos_part = ("No enrolment photos were on file." if deleted == 0 else
+                   f"{deleted} enrolment photo{'' if deleted == 1 else 's'} deleted.")
+    return f"{what} {photos_part} {taken_down_count(taken)}"
