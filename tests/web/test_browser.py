@@ -209,6 +209,7 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
     shot(deputy, "08-second-slt-confirmed")
 
     # The deputy rejects it after all: its files go, and the reason is logged.
+    deputy.locator("#reject-box summary").click()
     reject = deputy.locator("#reject-form")
     reject.get_by_label("Why it should go").fill("The authors asked us not to use it after all.")
     reject.get_by_role("button", name="Reject and delete").click()
