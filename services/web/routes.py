@@ -260,7 +260,17 @@ def _media_status(session: SessionDep, principal: Principal, media: Media) -> di
         summary += f" on {names(held)}." if held else "."
         if allowed:
             summary += f" It may already appear on: {names(allowed)}."
+    # What the upload said, kept: it is still shown after a reload.
+    notes = []
+    if media.status not in (MediaStatus.REJECTED, MediaStatus.PURGED):
+        late = queue.retention_warning(media, utcnow().date())
+        if late:
+            notes.append(late)
+        if media.device == Device.PERSONAL:
+            notes.append("Taken on a personal device: delete the original from the device "
+                         "(and any cloud backup of it).")
     return {"id": str(media.id), "status": media.status, "tone": tone, "label": label,
+            "notes": notes,
             "done": done, "faces": faces, "allowed": allowed, "published": published,
             "summary": summary, "name": media.file_name or "",
             "states": [{"channel": st.channel, "state": st.state,

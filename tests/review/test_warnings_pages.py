@@ -74,6 +74,9 @@ def test_approving_a_photo_past_its_retention_asks_first(client: TestClient,
     # Staff asking for an SLT page are told in words, not role codes.
     staff_csrf = sign_in_staff(client, staff)
     assert staff_csrf
+    # The uploader's own page keeps saying the photo is past its retention end.
+    mine = client.get("/upload", headers=HTML)
+    assert "old.jpg" in mine.text and "retention period ended" in mine.text
     denied = client.get("/review", headers=HTML)
     assert denied.status_code == 403
     assert "roles" not in denied.text and "slt, admin" not in denied.text
