@@ -677,6 +677,26 @@ def review_publish(
     return _redirect(f"/review/{media_id}?done=published")
 
 
+@router.post("/review/{media_id}/unpublish", response_class=HTMLResponse)
+def review_unpublish(
+    request: Request, media_id: uuid.UUID, session: SessionDep, store: StoreDep,
+    settings: SettingsDep, user: PostingUser, channel: Annotated[Channel, Form()],
+) -> Response:
+    """Take the live copy on one channel down (SLT)."""
+    user.principal.require(*REVIEWERS)
+    try:
+        publishing.unpublish(session, settings, user.principal, media_id, channel)
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        session.rollback()
+        return _review_page(request, session, store, settings, user, media_id,
+                            status=status_for(exc), error=exc.message)
+    websession.leave_notice(session, user, f"/review/{media_id}",
+                            f"Taken down from {words.channel_name(channel.value)}.")
+    return _redirect(f"/review/{media_id}")
+
+
 SECOND_DONE = {"confirm": "confirmed", "decline": "declined"}
 
 

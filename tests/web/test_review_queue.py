@@ -227,6 +227,14 @@ def test_withdrawal_lists_photos_first_reports_after_and_staff_see_published(
     _pages_fit(teacher, "upload page")
     shot(teacher, "26-teacher-published")
 
+    # Taken down from the page, and published again.
+    head.goto(f"/review/{media_id}")
+    website.get_by_role("button", name=re.compile("^Take down")).click()
+    expect(head.locator("#notice")).to_contain_text("Taken down from School website.")
+    expect(website).to_contain_text("Allowed")
+    website.get_by_role("button", name=re.compile("^Publish")).click()
+    expect(website).to_contain_text("Published")
+
     # Withdrawing consent says first which photo comes down, then what came down.
     head.goto(f"/register/{ids['kit_harington']}")
     _pages_fit(head, "pupil page")
