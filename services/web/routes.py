@@ -734,6 +734,24 @@ def review_second(
     return _redirect(f"/review/{media_id}?done={SECOND_DONE[action]}")
 
 
+@router.get("/published", response_class=HTMLResponse)
+def published_library(request: Request, session: SessionDep, settings: SettingsDep,
+                      user: PageUser, channel: str = "") -> HTMLResponse:
+    """What is live on each channel now, newest first (SLT)."""
+    user.principal.require(*REVIEWERS)
+    channels = [c.value for c in policy_of(user.principal.org.policy).channels]
+    chosen = channel if channel in channels else channels[0]
+    live = PublicationRepository(session).list_publications(user.principal.org_id,
+                                                           channel=chosen)
+    media = {m.id: m for m in MediaRepository(session).get_many(
+        user.principal.org_id, [p.media_id for p in live])}
+    counts = {c: len(PublicationRepository(session).list_publications(
+        user.principal.org_id, channel=c)) for c in channels}
+    return render(request, "published.html", user, channels=channels, chosen=chosen,
+                  live=[(p, media.get(p.media_id)) for p in live], counts=counts,
+                  public_urls={p.id: takedown.public_url(settings, p) for p in live})
+
+
 # --------------------------------------------------------------------------- register
 
 

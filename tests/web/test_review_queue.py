@@ -234,6 +234,10 @@ def test_withdrawal_lists_photos_first_reports_after_and_staff_see_published(
     expect(website).to_contain_text("Allowed")
     website.get_by_role("button", name=re.compile("^Publish")).click()
     expect(website).to_contain_text("Published")
+    head.get_by_role("link", name="Published", exact=True).click()
+    expect(head.locator("#published li.queue-item")).to_have_count(1)
+    expect(head.locator("#published")).to_contain_text("kit_concert.jpg")
+    _pages_fit(head, "published library")
 
     # Withdrawing consent says first which photo comes down, then what came down.
     head.goto(f"/register/{ids['kit_harington']}")
@@ -253,6 +257,8 @@ def test_withdrawal_lists_photos_first_reports_after_and_staff_see_published(
     head.reload()
     expect(head.locator("#notice")).to_contain_text("Taken down from School website")
     shot(head, "28-withdraw-report")
+    head.goto("/published?channel=website")
+    expect(head.locator("#none-published")).to_be_visible()
     teacher.reload()
     state = teacher.locator("li.file").filter(has_text="kit_concert.jpg").locator(
         "[data-role=state]")
