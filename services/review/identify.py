@@ -119,6 +119,9 @@ def _apply(session: Session, settings: Settings, principal: Principal, media: Me
     for f in faces:
         f.pupil_id = record.pupil_id
         f.match_status = MatchStatus.MATCHED.value
+        # The engine's distance was to someone else's templates (or nobody's): a person
+        # named this pupil, no likeness to report.
+        f.distance = None
     record.state = DecisionState.IN_FORCE.value
     session.flush()
     audit(session, principal, "review.face_identified", f"media:{media.id}",
