@@ -34,6 +34,14 @@ services:
 # download a browser of its own here.
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(MAKE) tests/web/axe/node_modules/axe-core/axe.min.js
+
+# axe-core for the accessibility checks (tests/web/a11y.py), from the npm registry at the
+# version in tests/web/axe/package-lock.json; the tests read the file, never the network.
+tests/web/axe/node_modules/axe-core/axe.min.js: tests/web/axe/package-lock.json
+	command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	cd tests/web/axe && npm ci --no-audit --no-fund
+	touch $@
 
 lint: setup
 	.venv/bin/ruff check .

@@ -287,6 +287,9 @@ class Media(Base):
     # Codes with data found at screening that block until SLT decide, e.g.
     # {"code": "video_truncated", "frames": 141, "claimed": 275}.
     screen_flags: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The name the file had on the uploader's device (shown on review cards); None for
+    # media uploaded before revision 0008.
+    file_name: Mapped[str | None] = mapped_column(String(255))
 
     faces: Mapped[list[Face]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="Face.frame, Face.left"
@@ -526,6 +529,8 @@ class ReviewDecision(Base):
     second_name: Mapped[str | None] = mapped_column(String(200))
     second_note: Mapped[str | None] = mapped_column(Text)
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first member asked to publish as soon as the second confirms.
+    publish_on_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WebSession(Base):
@@ -540,6 +545,9 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last notice a big action left ({"path", "title", "lines"}): shown on that page,
+    # reloads included, until the next one replaces it.
+    notice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class OutboxStatus(StrEnum):
@@ -602,3 +610,29 @@ class TemplateJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class FaceIdentification(Base):
+    """SLT named a face: which pupil it is. In force, the face (and, in a video, its whole
+    track) is matched to that pupil, so the pupil's own consent decides. Correcting a
+    recognised pupil waits for a second SLT member where the policy asks for one."""
+
+    __tablename__ = "face_identifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    media_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("media.id", ondelete="CASCADE"), index=True
+    )
+    face_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    pupil_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pupils.id"))
+    previous_pupil_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    previous_status: Mapped[str] = mapped_column(String(16))
+    justification: Mapped[str] = mapped_column(Text)
+    # DecisionState values.
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    decided_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
+    decider_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    second_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_tokens.id"))
+    second_name: Mapped[str | None] = mapped_column(String(200))
+    second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from services.api import errors
 from services.api.errors import error_body
-from services.api.routes import imports as import_routes
 from services.api.routes import biometrics as biometrics_routes
+from services.api.routes import imports as import_routes
 from services.api.routes import lifecycle, media, public, pupils, review
 from services.api.routes import tokens as token_routes
 from services.core import runtime

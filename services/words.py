@@ -32,7 +32,7 @@ def _faces(n: int, video: object = False) -> str:
 
 _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = {
     rc.CHANNEL_DISABLED: lambda d, _: (
-        f"the {d['channel']} channel is not enabled in your organisation's policy"),
+        f"{channel_name(str(d['channel']))} is not enabled in your organisation's policy"),
     rc.SCREENING_PENDING: lambda d, _: "screening has not finished yet",
     rc.SCREENING_FAILED: lambda d, _: (
         f"screening failed ({d.get('error') or 'unknown error'}); SLT must review it"),
@@ -48,11 +48,13 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
     rc.BIOMETRIC_ENDED: lambda d, who: (
         f"{who(d['pupil_id'])}: biometric consent has ended, so the match can no longer be "
         "relied on"),
-    rc.NO_CONSENT: lambda d, who: f"{who(d['pupil_id'])}: no consent recorded for {d['channel']}",
+    rc.NO_CONSENT: lambda d, who: (
+        f"{who(d['pupil_id'])}: no consent recorded for {channel_name(str(d['channel']))}"),
     rc.CONSENT_WITHDRAWN: lambda d, who: (
-        f"{who(d['pupil_id'])}: consent for {d['channel']} was withdrawn"),
+        f"{who(d['pupil_id'])}: consent for {channel_name(str(d['channel']))} was withdrawn"),
     rc.CONSENT_EXPIRED: lambda d, who: (
-        f"{who(d['pupil_id'])}: consent for {d['channel']} expired on {d['expires_on']}"),
+        f"{who(d['pupil_id'])}: consent for {channel_name(str(d['channel']))} expired on "
+        f"{d['expires_on']}"),
     rc.FACES_UNKNOWN: lambda d, _: (
         f"the {'frames show' if d.get('video') else 'image shows'} "
         f"{_faces(int(str(d['count'])), d.get('video'))} not recognised as any pupil with "
@@ -68,9 +70,11 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
         f"uploaded from a personal device; needs permission from {d['permission_from']} "
         "(SLT approval)"),
     rc.SLT_APPROVAL_REQUIRED: lambda d, _: (
-        f"SLT approval for {d['channel']} is required and has not been given"),
+        f"SLT approval for {channel_name(str(d['channel']))} is required and has not been "
+        "given"),
     rc.REDACTION_NEEDS_APPROVAL: lambda d, _: (
-        f"a blurred copy needs SLT approval for {d['channel']}, and it has not been given"),
+        f"a blurred copy needs SLT approval for {channel_name(str(d['channel']))}, and it has "
+        "not been given"),
     rc.REDACTION_CHECK_FAILED: lambda d, _: (
         f"after blurring, the check still found {d['what']}, not blurred, at "
         f"{d['left']}-{d['right']} px across and {d['top']}-{d['bottom']} px down"

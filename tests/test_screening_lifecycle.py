@@ -100,7 +100,8 @@ def test_primary_school_needs_slt_approval_before_publishing(
     assert body["faces"] == []
     website = body["channels"]["website"]
     assert website["allowed"] is False
-    assert website["reasons"] == ["SLT approval for website is required and has not been given"]
+    assert website["reasons"] == [
+        "SLT approval for School website is required and has not been given"]
     r = client.post(f"/api/v1/media/{media_id}/publications", headers=publisher,
                     json={"channel": "website"})
     assert r.status_code == 409

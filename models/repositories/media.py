@@ -79,6 +79,12 @@ class MediaRepository:
             query = query.where(Media.status.in_(statuses))
         return list(self.session.scalars(query))
 
+    def get_many(self, org_id: uuid.UUID, media_ids: Sequence[uuid.UUID]) -> list[Media]:
+        if not media_ids:
+            return []
+        return list(self.session.scalars(
+            select(Media).where(Media.org_id == org_id, Media.id.in_(media_ids))))
+
     def stuck(self, queued_before: datetime, screening_before: datetime) -> list[uuid.UUID]:
         """Media left queued (lost message) or screening (dead worker) too long."""
         return list(

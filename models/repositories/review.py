@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -154,3 +155,14 @@ class WebSessionRepository:
             .values(ended_at=now)
         )
         self.session.flush()
+
+    def set_notice(self, session_hash: str, notice: dict[str, Any] | None) -> None:
+        self.session.execute(
+            update(WebSession).where(WebSession.id == session_hash).values(notice=notice)
+        )
+        self.session.flush()
+
+    def notice(self, session_hash: str) -> dict[str, Any] | None:
+        value = self.session.scalar(
+            select(WebSession.notice).where(WebSession.id == session_hash))
+        return value if isinstance(value, dict) else None

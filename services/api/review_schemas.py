@@ -109,3 +109,25 @@ class ReviewDetailOut(BaseModel):
     fps: float | None = Field(default=None, description="videos: frames per second")
     preview_url: str | None = Field(
         default=None, description="videos: a clean WebM re-encode to play for review")
+
+
+class IdentifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    pupil_id: uuid.UUID
+    justification: str = Field(min_length=10, max_length=5000)
+
+
+class IdentificationOut(BaseModel):
+    id: uuid.UUID
+    media_id: uuid.UUID
+    face_id: uuid.UUID
+    pupil_id: uuid.UUID
+    previous_pupil_id: uuid.UUID | None
+    state: str = Field(description="in_force, or awaiting_second (a correction the policy "
+                       "wants a second SLT member to confirm)")
+    justification: str
+    decided_by: str
+    second_by: str | None
+    created_at: datetime
+    publications_taken_down: int = 0

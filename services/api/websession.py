@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -75,3 +76,15 @@ def sign_out(session: Session, secret: str | None) -> None:
 
 def csrf_ok(expected: str, given: str | None) -> bool:
     return bool(given) and secrets.compare_digest(expected.encode(), (given or "").encode())
+
+
+def leave_notice(session: Session, current: Current, path: str, title: str,
+                 lines: list[str] | None = None) -> None:
+    """A notice for the page at `path`, kept server-side so a reload still shows it."""
+    WebSessionRepository(session).set_notice(
+        current.session_hash, {"path": path, "title": title, "lines": list(lines or [])})
+
+
+def notice_for(session: Session, current: Current, path: str) -> dict[str, Any] | None:
+    notice = WebSessionRepository(session).notice(current.session_hash)
+    return notice if notice is not None and notice.get("path") == path else None

@@ -296,3 +296,10 @@ def decline(session: Session, principal: Principal, decision_id: uuid.UUID,
     audit(session, principal, "review.declined", f"media:{decision.media_id}",
           {**_details(decision), "requested_by": decision.decider_name, "note": note})
     return decision
+
+
+# Public names for the other review services (naming faces, bulk decisions): the same
+# checks, never a copy of them.
+justification_text = _justification
+locked_media = _locked_media
+refuse_unfinished = _refuse_unfinished

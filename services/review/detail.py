@@ -245,7 +245,7 @@ def flags_for(media: Media, statuses: list[str], awaiting: list[ReviewDecision],
 
     def how_many(n: int) -> str:
         if track_statuses is None:
-            return f"{n} face(s)"
+            return "1 face" if n == 1 else f"{n} faces"
         return f"{n} {'person' if n == 1 else 'people'} in the video"
 
     unknown = counted.count("unknown")
@@ -373,3 +373,7 @@ def queue_views(session: Session, principal: Principal) -> list[ReviewView]:
               decided=e.media.id in decided)
         for e in entries
     ]
+
+
+# The view of one medium from facts already read (the work queue builds its page with it).
+view_of = _view

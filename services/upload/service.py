@@ -62,12 +62,24 @@ class UploadForm:
     purpose: str
     device: Device
     captured_on: date | None
+    # The file's name on the uploader's device, shown on review cards.
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
 class UploadResult:
     media: Media
     notices: list[str]
+
+
+def _file_name(name: str | None) -> str | None:
+    """Only the last part of the name (browsers may send a path), printable, at most 255
+    characters."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(ch for ch in base if ch.isprintable()).strip()[:255]
+    return clean or None
 
 
 def _spool(stream: BinaryIO, dest: BinaryIO, limit: int) -> tuple[int, str]:
@@ -177,6 +189,7 @@ def accept_upload(
                 attempts=0,
                 retention_until=start + timedelta(days=policy.retention_for(form.purpose)),
                 original_key=key,
+                file_name=_file_name(form.file_name),
                 created_at=utcnow(),
                 status_changed_at=utcnow(),
             )

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from services.api.deps import SignInNeeded
 from services.api.errors import status_for
 from services.core.errors import ConsentGateError, Unauthenticated
-from services.web import routes
+from services.web import routes, words
 
 _NOT_PAGES = ("/api/", "/public/", "/static/", "/docs", "/redoc", "/openapi", "/healthz")
 
@@ -42,6 +42,6 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, Unauthenticated):
             return routes.signin_redirect(request.url.path)
         return routes.render(request, "error.html", None, status=status_for(exc),
-                             message=exc.message)
+                             message=words.error_for_people(exc))
 
     app.add_exception_handler(ConsentGateError, domain_error)

@@ -33,8 +33,9 @@ from models.orm import (
     Role,
 )
 from models.repositories.audit import AuditRepository
-from models.repositories.media import MediaRepository
+from models.repositories.media import MediaRepository, PublicationRepository
 from models.repositories.pupils import PupilRepository
+from models.repositories.review import ReviewRepository
 from services import words as app_words
 from services.api import websession
 from services.api.deps import (
@@ -54,16 +55,22 @@ from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.core import runtime
 from services.core import tokens as api_keys
 from services.core.auth import Principal
-from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
+from services.core.errors import (
+    ConsentGateError,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthenticated,
+)
 from services.core.policy import policy_of
-from services.gate.decide import decide_media
+from services.gate.decide import decide_media, load_facts
 from services.gate.reasons import Reason
 from services.gate.rules import biometric_is_current, consent_in_force
 from services.imports import photos as photo_import
 from services.imports import pupils as pupil_import
 from services.publish import service as publishing
 from services.register import service as register
-from services.review import decisions, detail, images
+from services.review import bulk, decisions, detail, identify, images, impact, queue
 from services.takedown import service as takedown
 from services.upload.service import UploadForm, accept_upload
 from services.web import words
@@ -81,6 +88,11 @@ templates.env.globals.update(
     MEDIA_STATUS=words.MEDIA_STATUS, FACE_STATUS=words.FACE_STATUS, FACE_HELP=words.FACE_HELP,
     ACTIONS=words.ACTIONS, DETAIL_NAMES=words.DETAIL_NAMES, likeness=words.likeness,
 )
+templates.env.globals.update(
+    CHANNEL_STATE=words.CHANNEL_STATE, reason_label=words.reason_label,
+    BULK_ASK=words.BULK_ASK, BULK_DONE=words.BULK_DONE, audit_detail=words.audit_detail,
+)
+templates.env.filters["actor"] = words.actor
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -206,32 +218,72 @@ def home(request: Request, user: OptionalUser) -> Response:
 
 
 def _media_status(session: SessionDep, principal: Principal, media: Media) -> dict[str, Any]:
+    """One plain result per upload for the person who uploaded it, in the words SLT see:
+    published, ready, waiting for a senior leader, rejected (with the reason), or being
+    checked. Never "Checked" in green while someone in it may not be shown."""
     policy = policy_of(principal.org.policy)
     channels = [c.value for c in policy.channels]
-    verdicts = decide_media(session, media, channels=channels)
-    allowed = [c for c, d in verdicts.items() if d.allowed]
+    facts = load_facts(session, [media])
+    verdicts = decide_media(session, media, facts=facts, channels=channels)
+    targets = queue.target_channels(media.purpose, policy)
+    live = {p.channel for p in PublicationRepository(session).active_for_media([media.id])}
+    states = queue.channel_states(media, targets, verdicts, facts, live,
+                                  media.status == MediaStatus.REJECTED)
     faces = len(media.faces)
     done = media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING)
-    found = f"{faces} face{'s' if faces != 1 else ''} found. "
+    published = [st.channel for st in states if st.state == queue.PUBLISHED]
+    allowed = [st.channel for st in states if st.state == queue.ALLOWED]
+    held = [st.channel for st in states if st.state in (queue.BLOCKED, queue.DECIDED)]
+
+    def names(cs: list[str]) -> str:
+        return ", ".join(words.channel_name(c) for c in cs)
+
+    found = f"{words.faces_count(faces)} found. "
     if media.status == MediaStatus.QUEUED:
-        summary = "Waiting for the face check…"
+        tone, label, summary = "queued", "Waiting for the face check", ""
     elif media.status == MediaStatus.SCREENING:
-        summary = "Checking faces…"
+        tone, label, summary = "screening", "Checking faces…", ""
     elif media.status == MediaStatus.FAILED:
-        summary = ("The face check failed. A senior leader will look at it; you don't need "
-                   "to do anything.")
-    elif media.status in (MediaStatus.REJECTED, MediaStatus.PURGED):
-        summary = words.MEDIA_STATUS[media.status] + "."
-    elif allowed:
-        summary = found + "Everyone in it may appear on: " + ", ".join(
-            words.channel_name(c) for c in allowed) + "."
-    elif media.status == MediaStatus.NEEDS_REVIEW:
-        summary = found + "A senior leader needs to review it before it can be published."
+        tone, label = "failed", "Face check failed"
+        summary = ("A senior leader will look at it; you don't need to do anything.")
+    elif media.status == MediaStatus.REJECTED:
+        why = next((d.justification for d in reversed(
+            ReviewRepository(session).for_media(media.id)) if d.kind == DecisionKind.REJECT),
+            None)
+        tone, label = "rejected", "Rejected"
+        summary = ("A senior leader rejected it and it has been deleted"
+                   + (f": “{why}”" if why else "") + ".")
+    elif media.status == MediaStatus.PURGED:
+        tone, label, summary = "purged", words.MEDIA_STATUS[media.status], ""
+    elif published:
+        tone, label = "published", "Published"
+        summary = f"Published on: {names(published)}."
+        if held:
+            summary += f" Not on: {names(held)}."
+    elif allowed and not held:
+        tone, label = "ready", "Ready to publish"
+        summary = found + f"Everyone in it may appear on: {names(allowed)}."
     else:
-        summary = found + "It needs a senior leader's approval before it can be published."
-    return {"id": str(media.id), "status": media.status,
-            "label": words.MEDIA_STATUS.get(media.status, media.status), "done": done,
-            "faces": faces, "allowed": allowed, "summary": summary}
+        tone, label = "needs_review", "Waiting for a senior leader"
+        summary = found + "A senior leader needs to review it before it can be published"
+        summary += f" on {names(held)}." if held else "."
+        if allowed:
+            summary += f" It may already appear on: {names(allowed)}."
+    # What the upload said, kept: it is still shown after a reload.
+    notes = []
+    if media.status not in (MediaStatus.REJECTED, MediaStatus.PURGED):
+        late = queue.retention_warning(media, utcnow().date())
+        if late:
+            notes.append(late)
+        if media.device == Device.PERSONAL:
+            notes.append("Taken on a personal device: delete the original from the device "
+                         "(and any cloud backup of it).")
+    return {"id": str(media.id), "status": media.status, "tone": tone, "label": label,
+            "notes": notes,
+            "done": done, "faces": faces, "allowed": allowed, "published": published,
+            "summary": summary, "name": media.file_name or "",
+            "states": [{"channel": st.channel, "state": st.state,
+                        "label": words.CHANNEL_STATE[st.state]} for st in states]}
 
 
 @router.get("/upload", response_class=HTMLResponse)
@@ -258,10 +310,15 @@ def upload_file(
     when = _date(captured_on, "the date it was taken")
     result = accept_upload(
         session, store, settings, user.principal, file.file,
-        UploadForm(event=event, purpose=purpose, device=device, captured_on=when),
+        UploadForm(event=event, purpose=purpose, device=device, captured_on=when,
+                   file_name=file.filename),
     )
+    notices = list(result.notices)
+    late = queue.retention_warning(result.media, utcnow().date())
+    if late and result.media.retention_until >= utcnow().date():
+        notices.append(late)
     return JSONResponse({**_media_status(session, user.principal, result.media),
-                         "notices": result.notices, "name": file.filename or ""},
+                         "notices": notices, "name": file.filename or ""},
                         status_code=202)
 
 
@@ -285,16 +342,125 @@ def _date(text: str, what: str) -> date | None:
 # --------------------------------------------------------------------------- review
 
 
+def _queue_filter(request: Request) -> queue.QueueFilter:
+    q = request.query_params
+
+    def pick(name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = q.get(name, default)
+        return value if value in allowed else default
+
+    def day(name: str) -> date | None:
+        try:
+            return date.fromisoformat(q.get(name, "").strip()) if q.get(name) else None
+        except ValueError:
+            return None
+
+    try:
+        page = max(1, int(q.get("page", "1")))
+    except ValueError:
+        page = 1
+    return queue.QueueFilter(
+        view=pick("view", queue.VIEWS, "waiting"), event=q.get("event", "")[:200],
+        uploader=q.get("uploader", "")[:200], since=day("since"), until=day("until"),
+        status=q.get("status", "")[:32], channel=q.get("channel", "")[:32],
+        reason=q.get("reason", "")[:64], q=q.get("q", "")[:200],
+        sort=pick("sort", queue.SORTS, "oldest"), page=page,
+    )
+
+
 @router.get("/review", response_class=HTMLResponse)
 def review_list(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
     user.principal.require(*REVIEWERS)
-    views = detail.queue_views(session, user.principal)
+    f = _queue_filter(request)
+    found = queue.queue_page(session, user.principal, f)
     reasons = {
-        v.media.id: {c: words.reasons_for_people(d.reasons, v.pupils)
-                     for c, d in v.decisions.items() if not d.allowed}
-        for v in views
+        i.entry.media.id: {s.channel: words.reasons_for_people(s.reasons, i.view.pupils)
+                           for s in i.entry.states if s.state == queue.BLOCKED}
+        for i in found.items
     }
-    return render(request, "review_list.html", user, views=views, reasons=reasons)
+    params = {k: v for k, v in request.query_params.items() if k != "page" and v}
+    return render(request, "review_list.html", user, found=found, f=f, reasons=reasons,
+                  channels=[c.value for c in policy_of(user.principal.org.policy).channels],
+                  page_link=lambda n: "/review?" + urlencode({**params, "page": n}),
+                  notice=websession.notice_for(session, user, "/review"))
+
+
+@router.post("/review/bulk", response_class=HTMLResponse)
+def review_bulk(
+    request: Request, session: SessionDep, user: PostingUser,
+    action: Annotated[str, Form()],
+    media: Annotated[list[uuid.UUID] | None, Form()] = None,
+    event: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """The summary page: what one decision for all of these would do. Nothing is decided
+    until it is confirmed."""
+    user.principal.require(*REVIEWERS)
+    try:
+        plan = bulk.plan(session, user.principal, action, media_ids=media or [],
+                         event=event.strip())
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        return _bulk_error(request, session, user, exc)
+    return render(request, "review_bulk.html", user, plan=plan, event=event.strip())
+
+
+def _bulk_error(request: Request, session: SessionDep, user: websession.Current,
+                exc: ConsentGateError) -> HTMLResponse:
+    f = queue.QueueFilter()
+    found = queue.queue_page(session, user.principal, f)
+    return render(request, "review_list.html", user, status=status_for(exc), found=found, f=f,
+                  reasons={}, error=exc.message,
+                  channels=[c.value for c in policy_of(user.principal.org.policy).channels],
+                  page_link=lambda n: f"/review?page={n}")
+
+
+@router.post("/review/bulk/confirm", response_class=HTMLResponse)
+def review_bulk_confirm(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PostingUser,
+    action: Annotated[str, Form()],
+    media: Annotated[list[uuid.UUID] | None, Form()] = None,
+    justification: Annotated[str, Form()] = "",
+) -> Response:
+    """Decide each medium through the one decision path, each in its own transaction: one
+    refusal does not undo the others, and the report says which were refused and why."""
+    user.principal.require(*REVIEWERS)
+    try:
+        plan = bulk.plan(session, user.principal, action, media_ids=media or [])
+        decisions.justification_text(justification)
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        return _bulk_error(request, session, user, exc)
+    work = [(item.media.id, _media_label(item.media), plan.request_channels(item))
+            for item in plan.items]
+    # Each medium in a write unit of its own (on SQLite: BEGIN IMMEDIATE), with this
+    # request's transaction ended first so it holds no lock while they run.
+    session.commit()
+    done: list[str] = []
+    refused: list[str] = []
+    for media_id, label, channels in work:
+        try:
+            with transaction(runtime.sessions()) as unit:
+                decisions.record_decision(
+                    unit, settings, user.principal, media_id,
+                    decisions.DecisionRequest(kind=plan.kind, justification=justification,
+                                              channels=channels))
+            done.append(label)
+        except ConsentGateError as exc:
+            if isinstance(exc, Unauthenticated):
+                raise
+            refused.append(f"{label}: {exc.message}")
+    verb = words.BULK_DONE[action]
+    lines = [f"{verb}: {name}" for name in done] + [f"Not changed: {r}" for r in refused]
+    with transaction(runtime.sessions()) as unit:
+        websession.leave_notice(unit, user, "/review",
+                                words.bulk_title(action, len(done), len(refused)), lines)
+    return _redirect("/review?view=decided" if done and not refused else "/review")
+
+
+def _media_label(media: Media) -> str:
+    return f"{media.file_name or words.kind_word(media.kind)} ({media.event})"
 
 
 def _review_page(request: Request, session: SessionDep, store: StoreDep,
@@ -346,6 +512,12 @@ def _review_page(request: Request, session: SessionDep, store: StoreDep,
         public_urls={p.id: takedown.public_url(settings, p) for p in view.publications},
         live={p.channel: p for p in view.publications},
         blur_approved=view.facts.approved_redacted.get(view.media.id, set()),
+        notice=websession.notice_for(session, user, f"/review/{media_id}"),
+        targets=queue.target_channels(media.purpose, view.policy),
+        late=queue.retention_warning(media, utcnow().date()),
+        naming={i.face_id: i for i in identify.awaiting(session, media.id)},
+        can_confirm_naming={i.id: i.decided_by != user.principal.token_id
+                            for i in identify.awaiting(session, media.id)},
     )
 
 
@@ -364,7 +536,19 @@ def review_decide(
     channels: Annotated[list[Channel] | None, Form()] = None,
     faces: Annotated[list[uuid.UUID] | None, Form()] = None,
     publish_now: Annotated[bool, Form()] = False,
+    confirmed: Annotated[bool, Form()] = False,
 ) -> Response:
+    user.principal.require(*REVIEWERS)
+    if not confirmed:
+        # Deleting for good, or approving a photo whose retention has (nearly) run out:
+        # say what will happen and ask again.
+        view = detail.review_view(session, user.principal, media_id)
+        late = queue.retention_warning(view.media, utcnow().date())
+        if kind == DecisionKind.REJECT or late:
+            return render(request, "review_confirm.html", user, view=view, kind=kind.value,
+                          justification=justification, channels=channels or [],
+                          faces=faces or [], publish_now=publish_now, late=late,
+                          live=view.publications)
     try:
         decision = decisions.record_decision(
             session, settings, user.principal, media_id,
@@ -378,6 +562,9 @@ def review_decide(
         session.rollback()
         return _review_page(request, session, store, settings, user, media_id,
                             status=status_for(exc), error=exc.message)
+    if decision.state != "in_force":
+        # Honoured when the second SLT member confirms.
+        decision.publish_on_confirm = publish_now
     # The decision is durable before anything is published: a failure to publish
     # must not lose it.
     session.commit()
@@ -397,6 +584,74 @@ def review_decide(
             )
         done = "published"
     return _redirect(f"/review/{media_id}?done={done}")
+
+
+@router.get("/review/{media_id}/faces/{face_id}/name", response_class=HTMLResponse)
+def review_name_face(request: Request, media_id: uuid.UUID, face_id: uuid.UUID,
+                     session: SessionDep, user: PageUser, q: str = "") -> HTMLResponse:
+    """Pick the pupil a face shows: the engine's candidates first, then a name search."""
+    return _name_page(request, session, user, media_id, face_id, q=q)
+
+
+def _name_page(request: Request, session: SessionDep, user: websession.Current,
+               media_id: uuid.UUID, face_id: uuid.UUID, *, q: str = "",
+               error: str | None = None, status: int = 200) -> HTMLResponse:
+    view = detail.review_view(session, user.principal, media_id)
+    face = next((f for f in view.faces if f.face.id == face_id), None)
+    if face is None:
+        raise NotFound("no such face in this image")
+    candidates = [uuid.UUID(str(c["pupil_id"])) for c in (face.face.candidates or [])]
+    found = identify.search(session, user.principal, q[:200], candidates)
+    return render(request, "review_name.html", user, status=status, view=view, face=face,
+                  pupils=found, candidates=set(candidates), q=q, error=error)
+
+
+@router.post("/review/{media_id}/faces/{face_id}/identify", response_class=HTMLResponse)
+def review_identify(
+    request: Request, media_id: uuid.UUID, face_id: uuid.UUID, session: SessionDep,
+    settings: SettingsDep, user: PostingUser,
+    pupil_id: Annotated[uuid.UUID | None, Form()] = None,
+    justification: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        if pupil_id is None:
+            raise InvalidInput("choose the pupil this face shows")
+        found = identify.identify(session, settings, user.principal, media_id, face_id,
+                                  pupil_id, justification)
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        session.rollback()
+        return _name_page(request, session, user, media_id, face_id, error=exc.message,
+                          status=status_for(exc))
+    pupil = register.get_pupil(session, user.principal, found.record.pupil_id)
+    name = f"{pupil.given_name} {pupil.family_name}"
+    lines = []
+    if found.taken_down:
+        lines.append(words.taken_down_count(found.taken_down))
+    title = (f"Named as {name}. Their consent now decides where it may appear."
+             if found.record.state == "in_force" else
+             f"Asked to correct it to {name}: a second SLT member must confirm it.")
+    websession.leave_notice(session, user, f"/review/{media_id}", title, lines)
+    return _redirect(f"/review/{media_id}")
+
+
+@router.post("/review/identifications/{record_id}/confirm", response_class=HTMLResponse)
+def review_identify_confirm(
+    request: Request, record_id: uuid.UUID, session: SessionDep, store: StoreDep,
+    settings: SettingsDep, user: PostingUser, media_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    try:
+        identify.confirm(session, settings, user.principal, record_id)
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        session.rollback()
+        return _review_page(request, session, store, settings, user, media_id,
+                            status=status_for(exc), error=exc.message)
+    websession.leave_notice(session, user, f"/review/{media_id}",
+                            "Confirmed: the face now counts as the pupil named.")
+    return _redirect(f"/review/{media_id}")
 
 
 def _publish(session: SessionDep, store: StoreDep, settings: SettingsDep,
@@ -431,6 +686,26 @@ def review_publish(
     return _redirect(f"/review/{media_id}?done=published")
 
 
+@router.post("/review/{media_id}/unpublish", response_class=HTMLResponse)
+def review_unpublish(
+    request: Request, media_id: uuid.UUID, session: SessionDep, store: StoreDep,
+    settings: SettingsDep, user: PostingUser, channel: Annotated[Channel, Form()],
+) -> Response:
+    """Take the live copy on one channel down (SLT)."""
+    user.principal.require(*REVIEWERS)
+    try:
+        publishing.unpublish(session, settings, user.principal, media_id, channel)
+    except ConsentGateError as exc:
+        if isinstance(exc, Unauthenticated):
+            raise
+        session.rollback()
+        return _review_page(request, session, store, settings, user, media_id,
+                            status=status_for(exc), error=exc.message)
+    websession.leave_notice(session, user, f"/review/{media_id}",
+                            f"Taken down from {words.channel_name(channel.value)}.")
+    return _redirect(f"/review/{media_id}")
+
+
 SECOND_DONE = {"confirm": "confirmed", "decline": "declined"}
 
 
@@ -443,7 +718,18 @@ def review_second(
 ) -> Response:
     try:
         if action == "confirm":
-            decisions.confirm(session, user.principal, decision_id, note)
+            confirmed = decisions.confirm(session, user.principal, decision_id, note)
+            if confirmed.publish_on_confirm:
+                session.commit()
+                problems = _publish(session, store, settings, user.principal, media_id,
+                                    confirmed.channels,
+                                    redact=confirmed.kind == DecisionKind.REDACT)
+                if problems:
+                    return _review_page(
+                        request, session, store, settings, user, media_id, status=409,
+                        error="Confirmed, but the photo was not published.",
+                        error_reasons=problems)
+                return _redirect(f"/review/{media_id}?done=published")
         elif action == "decline":
             decisions.decline(session, user.principal, decision_id, note)
         else:
@@ -455,6 +741,24 @@ def review_second(
         return _review_page(request, session, store, settings, user, media_id,
                             status=status_for(exc), error=exc.message)
     return _redirect(f"/review/{media_id}?done={SECOND_DONE[action]}")
+
+
+@router.get("/published", response_class=HTMLResponse)
+def published_library(request: Request, session: SessionDep, settings: SettingsDep,
+                      user: PageUser, channel: str = "") -> HTMLResponse:
+    """What is live on each channel now, newest first (SLT)."""
+    user.principal.require(*REVIEWERS)
+    channels = [c.value for c in policy_of(user.principal.org.policy).channels]
+    chosen = channel if channel in channels else channels[0]
+    live = PublicationRepository(session).list_publications(user.principal.org_id,
+                                                           channel=chosen)
+    media = {m.id: m for m in MediaRepository(session).get_many(
+        user.principal.org_id, [p.media_id for p in live])}
+    counts = {c: len(PublicationRepository(session).list_publications(
+        user.principal.org_id, channel=c)) for c in channels}
+    return render(request, "published.html", user, channels=channels, chosen=chosen,
+                  live=[(p, media.get(p.media_id)) for p in live], counts=counts,
+                  public_urls={p.id: takedown.public_url(settings, p) for p in live})
 
 
 # --------------------------------------------------------------------------- register
@@ -586,6 +890,7 @@ def _pupil_page(request: Request, session: SessionDep, user: websession.Current,
         history=list(reversed(history)), biometric=list(reversed(biometric)),
         biometric_current=biometric_is_current(biometric),
         photos=repo.references(pupil.id), today=today,
+        notice=websession.notice_for(session, user, f"/register/{pupil.id}"),
     )
 
 
@@ -602,12 +907,23 @@ def pupil_consent(
     channel: Annotated[Channel, Form()], status: Annotated[ConsentStatus, Form()],
     given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
     expires_on: Annotated[str, Form()] = "",
+    confirmed: Annotated[bool, Form()] = False,
 ) -> Response:
     user.principal.require(*REVIEWERS)
+    coming_down: list[impact.LiveCopy] = []
     try:
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
+        if status == ConsentStatus.WITHDRAWN:
+            coming_down = impact.would_come_down(session, user.principal, pupil.id,
+                                                 channel=channel.value)
+            if not confirmed:
+                # Say first which photos will be taken down, and from where.
+                return render(request, "consent_confirm.html", user, pupil=pupil,
+                              channel=channel.value, consent_status=status.value,
+                              given_by=given_by.value, evidence_ref=evidence_ref,
+                              expires_on=expires_on, coming_down=coming_down)
         register.set_publication_consent(
             session, settings, user.principal, pupil, channel, status=status,
             given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
@@ -617,6 +933,17 @@ def pupil_consent(
         session.rollback()
         return _pupil_page(request, session, user, pupil_id, error=exc.message,
                            status=status_for(exc))
+    if status == ConsentStatus.WITHDRAWN:
+        up = impact.still_live(session, [c.publication.id for c in coming_down])
+        gone = [c for c in coming_down if c.publication.id not in up]
+        lines = [words.taken_down_line(_media_label(c.media), c.publication.channel)
+                 for c in gone]
+        lines += [f"Still published (check it): {_media_label(c.media)}"
+                  for c in coming_down if c.publication.id in up]
+        websession.leave_notice(
+            session, user, f"/register/{pupil_id}",
+            f"Consent for {words.channel_name(channel.value)} withdrawn. "
+            + words.taken_down_count(len(gone)), lines)
     return _redirect(f"/register/{pupil_id}?done=consent")
 
 
@@ -626,18 +953,41 @@ def pupil_biometric(
     settings: SettingsDep, user: PostingUser,
     status: Annotated[BiometricStatus, Form()], by: Annotated[BiometricBy, Form()],
     evidence_ref: Annotated[str, Form()] = "",
+    confirmed: Annotated[bool, Form()] = False,
 ) -> Response:
     user.principal.require(*REVIEWERS)
     try:
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
+        ending = status != BiometricStatus.GRANTED
+        coming_down: list[impact.LiveCopy] = []
+        photos = 0
+        if ending:
+            coming_down = impact.would_come_down(session, user.principal, pupil.id,
+                                                 biometric_ended=True)
+            photos = PupilRepository(session).template_count(pupil.id)
+        if ending and not confirmed:
+            # An objection or withdrawal deletes the enrolment photos and ends matching:
+            # say so, and which published photos come down, before doing it.
+            return render(
+                request, "biometric_confirm.html", user, pupil=pupil,
+                bio_status=status.value, by=by.value, evidence_ref=evidence_ref,
+                photos=photos, coming_down=coming_down)
         register.record_biometric(session, settings, user.principal, pupil, status=status,
                                   by=by.value, evidence_ref=evidence_ref.strip()[:500])
     except ConsentGateError as exc:
         session.rollback()
         return _pupil_page(request, session, user, pupil_id, error=exc.message,
                            status=status_for(exc))
+    if ending:
+        up = impact.still_live(session, [c.publication.id for c in coming_down])
+        lines = [words.taken_down_line(_media_label(c.media), c.publication.channel)
+                 for c in coming_down if c.publication.id not in up]
+        left = PupilRepository(session).template_count(pupil.id)
+        websession.leave_notice(
+            session, user, f"/register/{pupil_id}",
+            words.biometric_report(status.value, photos - left, len(lines)), lines)
     return _redirect(f"/register/{pupil_id}?done=biometric")
 
 
@@ -674,6 +1024,8 @@ def audit_page(request: Request, session: SessionDep, user: PageUser,
                                                   before_id=before)
     pupil_ids = [uuid.UUID(e.target.split(":", 1)[1]) for e in events
                  if e.target.startswith("pupil:")]
+    pupil_ids += [uuid.UUID(str(e.details[k])) for e in events
+                  for k in ("pupil", "previous_pupil") if e.details.get(k)]
     pupils = PupilRepository(session).get_many(pupil_ids)
     names = {f"pupil:{p.id}": f"{p.given_name} {p.family_name}" for p in pupils.values()}
     older = events[-1].id if len(events) == page else None

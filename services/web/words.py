@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from models.orm import Pupil
+from services.core.errors import ConsentGateError, Forbidden
 from services.gate.reasons import Reason
 from services.words import CHANNELS as CHANNELS
 from services.words import channel_name as channel_name
@@ -70,6 +71,9 @@ ACTIONS = {
     "media.purged": "Deleted at the end of its retention period",
     "organisation.created": "Set up the organisation",
     "token.created": "Made a sign-in key",
+    "review.face_identified": "Named the pupil in a face",
+    "review.identify_awaiting_second": ("Asked to correct who a face is; waiting for a "
+                                        "second SLT member"),
 }
 
 DETAIL_NAMES = {
@@ -92,6 +96,8 @@ DETAIL_NAMES = {
     "faces": "Faces found",
     "unresolved": "Faces not identified",
     "error": "Error",
+    "pupil": "Pupil named",
+    "previous_pupil": "Was matched to",
 }
 
 
@@ -164,3 +170,112 @@ DETAIL_NAMES.update({
     "consents_recorded": "Consents recorded",
     "web_sessions_ended": "Sessions ended",
 })
+
+
+# ---------------------------------------------------------------- the review work queue
+
+# One state per channel, as SLT and staff both see it.
+CHANNEL_STATE = {
+    "published": "Published",
+    "allowed": "Allowed",
+    "decided": "Decided",
+    "blocked": "Blocked",
+}
+
+# The review queue's reason filter: short names for the gate's codes.
+REASON_LABELS = {
+    "channel_disabled": "Place not enabled",
+    "screening_pending": "Still being checked",
+    "screening_failed": "Face check failed",
+    "register_changed": "Being checked again",
+    "video_truncated": "Video partly unreadable",
+    "pupil_left": "Pupil has left",
+    "biometric_consent_ended": "Face-matching consent ended",
+    "no_consent": "No consent recorded",
+    "consent_withdrawn": "Consent withdrawn",
+    "consent_expired": "Consent expired",
+    "faces_unknown": "Someone not recognised",
+    "faces_uncertain": "Someone not identified safely",
+    "personal_device_forbidden": "Personal device (not allowed)",
+    "personal_device_needs_permission": "Personal device",
+    "slt_approval_required": "Needs SLT approval",
+}
+
+BULK_DONE = {"approve": "Approved", "redact": "Approved with faces blurred",
+             "reject": "Rejected and deleted"}
+BULK_ASK = {"approve": "Approve", "redact": "Blur and approve", "reject": "Reject and delete"}
+
+
+def reason_label(code: str) -> str:
+    return REASON_LABELS.get(code, code.replace("_", " ").capitalize())
+
+
+def kind_word(kind: str) -> str:
+    return "Video" if kind == "video" else "Photo"
+
+
+def photos(n: int) -> str:
+    return "1 photo" if n == 1 else f"{n} photos"
+
+
+def bulk_title(action: str, done: int, refused: int) -> str:
+    text = f"{BULK_DONE[action]}: {photos(done)}."
+    if refused:
+        text += f" {photos(refused)} could not be changed (see below)."
+    return text
+
+
+def taken_down_count(n: int) -> str:
+    if n == 0:
+        return "Nothing had to be taken down."
+    return f"{photos(n).capitalize()} taken down."
+
+
+def taken_down_line(label: str, channel: str) -> str:
+    return f"Taken down from {channel_name(channel)}: {label}"
+
+
+def faces_count(n: int) -> str:
+    return "1 face" if n == 1 else f"{n} faces"
+
+
+def actor(value: str) -> str:
+    """How the audit log names who did something: a person by name, and ConsentGate
+    itself for what it does on its own (screening, consent re-checks, the command line)."""
+    role, _, name = value.partition(":")
+    if role == "system" or not name:
+        return "ConsentGate (automatic)"
+    return name
+
+
+def audit_detail(key: str, value: object, names: dict[str, str]) -> str:
+    """One audit detail in words: places by name, pupils by name, faces counted."""
+    if key in ("channel", "channels"):
+        values = value if isinstance(value, list) else [value]
+        return ", ".join(channel_name(str(v)) for v in values) if values else "none"
+    if key in ("faces_cleared", "faces_blurred") and isinstance(value, list):
+        return faces_count(len(value)) if value else "none"
+    if key in ("pupil", "previous_pupil") and value is not None:
+        return names.get(f"pupil:{value}", "a pupil")
+    if key == "status" and isinstance(value, str):
+        return value.replace("_", " ")
+    return detail_text(value)
+
+
+ROLE_WORDS = {"staff": "staff", "slt": "senior leaders (SLT)", "admin": "administrators",
+              "publisher": "the website pipeline"}
+
+
+def error_for_people(exc: ConsentGateError) -> str:
+    """A domain error as a page says it: roles in words, never their codes."""
+    if isinstance(exc, Forbidden) and exc.message.startswith("this needs one of the roles"):
+        return ("Only senior leaders (SLT) and administrators can do this. Ask one of them "
+                "if it needs doing.")
+    return exc.message
+
+
+def biometric_report(status: str, deleted: int, taken: int) -> str:
+    what = "Objection recorded." if status == "objected" else "Face-matching consent withdrawn."
+    photos_part = ("No enrolment photos were on file." if deleted == 0 else
+                   f"{deleted} enrolment photo{'' if deleted == 1 else 's'} deleted.")
+    return f"{what} {photos_part} {taken_down_count(taken)}"

@@ -24,7 +24,7 @@ import io
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from services.core.policy import Policy
 from services.lifecycle.retention import purge_medium
 from services.publish.service import Blocked, publish, unpublish
 from services.register import service as register
+from services.review import identify
 from services.review.decisions import DecisionRequest, record_decision
 from services.screen.service import _Claim, _claim, _Found, _save, mark_failed
 from services.takedown import service as takedown
@@ -624,6 +625,32 @@ class GateMachine(RuleBasedStateMachine):
             m.approved.add(channel.value)
             for f in faces:
                 m.cleared.setdefault(f.id, set()).add(channel.value)
+
+    @rule(m=media, pick=st.integers(0, 2), key=st.sampled_from(PUPILS))
+    def name_face(self, m: MediaModel, pick: int, key: str) -> None:
+        """SLT name the pupil a face shows (issue 11): from then on it is that pupil, so
+        their consent decides, through the same gate and takedown loop."""
+        if pick >= len(m.faces):
+            return
+        face = m.faces[pick]
+        refusal: type[Exception] | None = {MediaStatus.PURGED.value: Gone,
+                                           MediaStatus.REJECTED.value: Conflict}.get(m.status)
+        if refusal is None and (m.status in (MediaStatus.QUEUED, MediaStatus.SCREENING)
+                                or self.is_stale(m)):
+            refusal = Conflict
+        if refusal is None and face.status == "matched" and face.pupil == key:
+            refusal = InvalidInput
+        pupil_id = self.pupils[key].id
+        if refusal is None:
+            with transaction(self.sessions) as s:
+                identify.identify(s, self.settings, self.slt, m.id, face.id, pupil_id,
+                                  "I know this child: it is them")
+            m.faces[pick] = replace(face, status="matched", pupil=key)
+            self.world.seen["face named"] += 1
+        else:
+            with pytest.raises(refusal), transaction(self.sessions) as s:
+                identify.identify(s, self.settings, self.slt, m.id, face.id, pupil_id,
+                                  "I know this child: it is them")
 
     @rule(m=media)
     def reject(self, m: MediaModel) -> None:

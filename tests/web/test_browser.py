@@ -19,6 +19,7 @@ from tests.review.support import (
     size_of,
     tagged_photo,
 )
+from tests.web.a11y import check_both_sizes
 from tests.web.browser import Server, drop_files, shot, sign_in
 
 # Screening runs in the embedded worker; the first photo also loads the face models.
@@ -46,8 +47,10 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
     expect(row.locator("progress")).to_have_attribute("value", "100", timeout=60_000)
     # Live status: it goes from waiting/checking to checked without a reload.
     state = row.locator("[data-role=state]")
-    expect(state).to_have_text(re.compile(r"^Checked"), timeout=CHECKED_S)
+    # Rose has no consent: never a green "Checked", one plain result instead.
+    expect(state).to_have_text("Waiting for a senior leader", timeout=CHECKED_S)
     expect(row.locator("[data-role=summary]")).to_contain_text("senior leader")
+    check_both_sizes(teacher, "upload page")
     shot(teacher, "01-teacher-upload-checked")
 
     # A senior leader opens the review queue: the photo is there, with its reasons.
@@ -58,10 +61,12 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
     expect(item.locator(".flag-no_consent")).to_contain_text("Rose Leslie")
     item.locator("summary").click()
     expect(item.locator(".reasons")).to_contain_text("Rose Leslie: no consent recorded")
+    check_both_sizes(head, "review queue")
     shot(head, "02-slt-review-queue")
 
     item.get_by_role("link", name="Review").click()
-    expect(head.get_by_role("heading", name=re.compile("Summer fair"))).to_be_visible()
+    expect(head.get_by_role("heading", name=re.compile("class_photo.jpg"))).to_be_visible()
+    expect(head.locator("main")).to_contain_text("Summer fair")
     faces_list = head.locator("li.face")
     rose = faces_list.filter(has_text="Rose Leslie")
     kit = faces_list.filter(has_text="Kit Harington")
@@ -79,6 +84,7 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
         assert crops.nth(i).evaluate("i => i.naturalWidth") > 0
     website = head.locator("table.where tr[data-channel=website]")
     expect(website).to_contain_text("Blocked")
+    check_both_sizes(head, "review item")
     shot(head, "03-slt-review-item")
     # The same page on a tablet held upright: one column, nothing cut off.
     head.set_viewport_size({"width": 810, "height": 1080})
@@ -153,6 +159,10 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
     expect(row.locator("[data-role=now]")).to_have_text("yes")
     row.get_by_placeholder("where the form or letter is kept").fill("Email from mum, 3 June")
     row.get_by_role("button", name="Withdraw").click()
+    # A page first: nothing of Kit's is published, so nothing comes down.
+    expect(head.locator("#withdraw-summary")).to_contain_text("nothing will be taken down")
+    head.get_by_role("button", name=re.compile("^Withdraw consent")).click()
+    expect(head.locator("#notice")).to_contain_text("Nothing had to be taken down.")
     expect(row.locator("[data-role=now]")).to_have_text("withdrawn")
     expect(head.locator("table.history-table")).to_contain_text("Email from mum, 3 June")
     shot(head, "06-slt-register-pupil")
@@ -165,7 +175,7 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
     teacher.get_by_label("What they are for").fill("newsletter")
     teacher.locator("#files").set_input_files(faces / "events" / "two_people.jpg")
     state = teacher.locator("#queue li.file [data-role=state]")
-    expect(state).to_have_text(re.compile(r"^Checked"), timeout=CHECKED_S)
+    expect(state).to_have_text("Waiting for a senior leader", timeout=CHECKED_S)
 
     # The head clears both faces; the policy wants a second SLT member.
     head.goto("/review")
@@ -192,13 +202,19 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
     waiting.get_by_label("Your reason for confirming").fill("Checked the visitor book; agreed.")
     waiting.get_by_role("button", name="Confirm").click()
     expect(deputy.locator(".notice.ok")).to_contain_text("Confirmed")
-    expect(deputy.locator("table.where tr[data-channel=newsletter]")).to_contain_text("Allowed")
+    newsletter = deputy.locator("table.where tr[data-channel=newsletter]")
+    expect(newsletter).to_contain_text("Allowed")
+    # Allowed now, so it can be published from here.
+    expect(newsletter.get_by_role("button", name=re.compile("^Publish"))).to_be_visible()
     shot(deputy, "08-second-slt-confirmed")
 
     # The deputy rejects it after all: its files go, and the reason is logged.
+    deputy.locator("#reject-box summary").click()
     reject = deputy.locator("#reject-form")
     reject.get_by_label("Why it should go").fill("The authors asked us not to use it after all.")
     reject.get_by_role("button", name="Reject and delete").click()
+    expect(deputy.locator("#confirm-summary")).to_contain_text("deleted for good")
+    deputy.get_by_role("button", name="Yes, reject and delete").click()
     expect(deputy.locator(".notice.ok")).to_contain_text("Rejected")
     expect(deputy.locator("h1 .state")).to_have_text("Rejected and deleted")
     expect(deputy.locator("#reject-form")).to_have_count(0)

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.review.support import enrol
 from tests.support import wait_screened
+from tests.web.a11y import check_both_sizes
 from tests.web.browser import Server, shot, sign_in
 
 pytestmark = pytest.mark.faces
@@ -88,7 +89,7 @@ def test_a_video_is_reviewed_one_card_per_person(
     # The review page on a phone.
     head.set_viewport_size(PHONE)
     head.goto(f"/review/{media_id}")
-    expect(head.get_by_role("heading", name=re.compile("Summer musical"))).to_be_visible()
+    expect(head.get_by_role("heading", name=re.compile("short_hamilton_clip"))).to_be_visible()
     cards = head.locator("li.track")
     expect(cards).to_have_count(len(tracks))
     # No card per face per frame.
@@ -151,4 +152,5 @@ def test_a_video_is_reviewed_one_card_per_person(
     _thumbnails_loaded(head)
     head.evaluate("window.scrollTo(0, 0)")
     shot(head, "12-slt-video-review-laptop")
+    check_both_sizes(head, "video review")
     print(f"laptop page: {laptop}")

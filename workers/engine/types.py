@@ -17,7 +17,7 @@ Conventions, stated once for the whole engine:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt

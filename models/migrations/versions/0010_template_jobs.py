@@ -1,7 +1,7 @@
 """Re-enrolment jobs of face templates, with their progress
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0008
 
 Written by hand.
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0010'
-down_revision: str | None = '0006'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

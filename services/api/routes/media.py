@@ -47,7 +47,8 @@ def upload(
 ) -> schemas.UploadOut:
     result = accept_upload(
         session, store, settings, principal, file.file,
-        UploadForm(event=event, purpose=purpose, device=device, captured_on=captured_on),
+        UploadForm(event=event, purpose=purpose, device=device, captured_on=captured_on,
+                   file_name=file.filename),
     )
     return schemas.UploadOut(id=result.media.id, status=result.media.status,
                              notices=result.notices)

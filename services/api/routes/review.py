@@ -14,7 +14,7 @@ from services.api import present
 from services.api import review_schemas as schemas
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
 from services.publish.clean import VIDEO_TYPE
-from services.review import decisions, images
+from services.review import decisions, identify, images
 from services.review.detail import ReviewView, TrackView, review_view
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
@@ -195,3 +195,31 @@ def reference_photo(pupil_id: uuid.UUID, photo_id: uuid.UUID, session: SessionDe
         images.reference_jpeg(session, store, settings, viewer, pupil_id, photo_id),
         media_type="image/jpeg", headers=_PRIVATE,
     )
+
+
+def identification_out(found: identify.Identified) -> schemas.IdentificationOut:
+    r = found.record
+    return schemas.IdentificationOut(
+        id=r.id, media_id=r.media_id, face_id=r.face_id, pupil_id=r.pupil_id,
+        previous_pupil_id=r.previous_pupil_id, state=r.state, justification=r.justification,
+        decided_by=r.decider_name, second_by=r.second_name, created_at=r.created_at,
+        publications_taken_down=found.taken_down,
+    )
+
+
+@router.post("/media/{media_id}/faces/{face_id}/identify", status_code=status.HTTP_201_CREATED)
+def identify_face(media_id: uuid.UUID, face_id: uuid.UUID, body: schemas.IdentifyIn,
+                  session: SessionDep, settings: SettingsDep,
+                  principal: CurrentPrincipal) -> schemas.IdentificationOut:
+    """SLT name the pupil a face shows. From then on the face counts as that pupil: their
+    consent decides, and a withdrawal finds the photo. Correcting a recognised pupil comes
+    back `awaiting_second` where the policy wants a second SLT member. 404 for a pupil of
+    another organisation; 409 while screening is unfinished or stale."""
+    return identification_out(identify.identify(session, settings, principal, media_id,
+                                                face_id, body.pupil_id, body.justification))
+
+
+@router.post("/review/identifications/{record_id}/confirm")
+def confirm_identification(record_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
+                           principal: CurrentPrincipal) -> schemas.IdentificationOut:
+    return identification_out(identify.confirm(session, settings, principal, record_id))

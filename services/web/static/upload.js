@@ -38,9 +38,9 @@
     return true;
   }
 
-  function setState(row, status, label, summary) {
+  function setState(row, status, label, summary, tone) {
     const state = row.querySelector("[data-role=state]");
-    state.className = "state state-" + status;
+    state.className = "state state-" + (tone || status);
     state.textContent = label;
     row.querySelector("[data-role=summary]").textContent = summary || "";
     row.dataset.status = status;
@@ -53,7 +53,7 @@
     })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (s) {
-        setState(row, s.status, s.label, s.summary);
+        setState(row, s.status, s.label, s.summary, s.tone);
         if (!s.done) setTimeout(function () { poll(row, id); }, POLL_MS);
       })
       .catch(function () {
@@ -99,7 +99,7 @@
       if (xhr.status === 202) {
         bar.value = 100;
         row.dataset.media = body.id;
-        setState(row, body.status, body.label, body.summary);
+        setState(row, body.status, body.label, body.summary, body.tone);
         (body.notices || []).forEach(function (n) { row.appendChild(el("p", "notice warn", n)); });
         poll(row, body.id);
       } else {
@@ -131,8 +131,11 @@
     e.preventDefault();
     take(e.dataTransfer && e.dataTransfer.files);
   });
+  // The visible "Choose files" button opens the picker; the file input itself is not a
+  // Tab stop of its own (it is invisible).
+  document.getElementById("choose").addEventListener("click", function () { input.click(); });
   drop.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+    if (e.target === drop && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); input.click(); }
   });
   form.addEventListener("submit", function (e) { e.preventDefault(); });
 

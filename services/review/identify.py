@@ -1,0 +1,173 @@
+"""SLT name a face: "this is <pupil>". The face (in a video, every face of its track) is
+then matched to that pupil exactly as if the engine had recognised them, so the gate
+(services.gate.decide) lets the pupil's own consent decide, and a later withdrawal finds
+the photo (`MediaRepository.media_matching_pupil` reads face -> pupil).
+
+Naming an unknown or uncertain face makes the gate judge a person it could not judge
+before. Changing a recognised pupil to another one is a correction; where the policy
+sets `second_slt_for_overrides`, a correction takes effect only once a second, different
+SLT member confirms it. Both are refused while screening is unfinished or stale (the
+face rows may be replaced by the re-screen), and for a pupil of another organisation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from models.clock import utcnow
+from models.orm import (
+    DecisionState,
+    Face,
+    FaceIdentification,
+    MatchStatus,
+    Media,
+    MediaStatus,
+    Pupil,
+    Role,
+)
+from models.repositories.identifications import IdentificationRepository
+from models.repositories.pupils import PupilRepository
+from models.repositories.review import ReviewRepository
+from services.core.audit import record as audit
+from services.core.auth import Principal
+from services.core.config import Settings
+from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.core.policy import policy_of
+from services.core.uow import lock_for_change
+from services.review import decisions
+from services.takedown import service as takedown
+
+TRIGGER = "face named by SLT"
+
+
+@dataclass(frozen=True)
+class Identified:
+    record: FaceIdentification
+    # Live copies taken down because the named pupil may not be shown there.
+    taken_down: int
+
+
+def _faces_of(session: Session, media: Media, face_id: uuid.UUID) -> list[Face]:
+    """The face and, in a video, every face of its track (one person)."""
+    repo = ReviewRepository(session)
+    found = repo.faces(media.id, [face_id])
+    if not found:
+        raise NotFound("no such face in this image", face_id=str(face_id))
+    face = found[0]
+    if face.track is None:
+        return [face]
+    return list({f.id: f for f in [face, *repo.faces_in_tracks(media.id, [face.track])]}
+                .values())
+
+
+def _pupil(session: Session, principal: Principal, pupil_id: uuid.UUID) -> Pupil:
+    pupil = PupilRepository(session).get(principal.org_id, pupil_id)
+    if pupil is None:
+        # Another organisation's pupil is "not found": never confirm it exists.
+        raise NotFound("no such pupil in your organisation", pupil_id=str(pupil_id))
+    return pupil
+
+
+def identify(session: Session, settings: Settings, principal: Principal,
+             media_id: uuid.UUID, face_id: uuid.UUID, pupil_id: uuid.UUID,
+             justification: str) -> Identified:
+    principal.require(Role.SLT, Role.ADMIN)
+    text = decisions.justification_text(justification)
+    media = decisions.locked_media(session, principal, media_id)
+    if media.status in (MediaStatus.REJECTED, MediaStatus.PURGED):
+        raise Conflict("this image has already been deleted")
+    decisions.refuse_unfinished(session, media)
+    pupil = _pupil(session, principal, pupil_id)
+    faces = _faces_of(session, media, face_id)
+    face = next(f for f in faces if f.id == face_id)
+    matched = face.match_status == MatchStatus.MATCHED and face.pupil_id is not None
+    if matched and face.pupil_id == pupil.id:
+        raise InvalidInput("this face is already matched to that pupil")
+    second = matched and policy_of(principal.org.policy).second_slt_for_overrides
+    record = IdentificationRepository(session).add(FaceIdentification(
+        media_id=media.id, face_id=face.id, pupil_id=pupil.id,
+        previous_pupil_id=face.pupil_id if matched else None,
+        previous_status=face.match_status, justification=text,
+        state=(DecisionState.AWAITING_SECOND if second else DecisionState.IN_FORCE).value,
+        decided_by=principal.token_id, decider_name=principal.name, created_at=utcnow(),
+    ))
+    if second:
+        audit(session, principal, "review.identify_awaiting_second", f"media:{media.id}",
+              _details(record, faces))
+        return Identified(record, 0)
+    return Identified(record, _apply(session, settings, principal, media, record, faces))
+
+
+def _details(record: FaceIdentification, faces: list[Face]) -> dict[str, object]:
+    return {
+        "identification": str(record.id),
+        "face": str(record.face_id),
+        "faces": len(faces),
+        "pupil": str(record.pupil_id),
+        "previous_pupil": str(record.previous_pupil_id) if record.previous_pupil_id else None,
+        "previous_status": record.previous_status,
+        "justification": record.justification,
+    }
+
+
+def _apply(session: Session, settings: Settings, principal: Principal, media: Media,
+           record: FaceIdentification, faces: list[Face]) -> int:
+    """Match the faces to the pupil, then decide every live copy again: the same gate,
+    the same takedown loop as a consent change."""
+    for f in faces:
+        f.pupil_id = record.pupil_id
+        f.match_status = MatchStatus.MATCHED.value
+        # The engine's distance was to someone else's templates (or nobody's): a person
+        # named this pupil, no likeness to report.
+        f.distance = None
+    record.state = DecisionState.IN_FORCE.value
+    session.flush()
+    audit(session, principal, "review.face_identified", f"media:{media.id}",
+          _details(record, faces))
+    return takedown.redecide(session, settings, principal, media.org_id, [media],
+                             trigger=TRIGGER)
+
+
+def confirm(session: Session, settings: Settings, principal: Principal,
+            record_id: uuid.UUID) -> Identified:
+    """A second, different SLT member agrees with a correction."""
+    principal.require(Role.SLT, Role.ADMIN)
+    lock_for_change(session, principal.org_id)
+    record = IdentificationRepository(session).get(principal.org_id, record_id)
+    if record is None:
+        raise NotFound("no such identification in your organisation")
+    if record.state != DecisionState.AWAITING_SECOND:
+        raise Conflict("this identification is not waiting for a second SLT member")
+    if (record.decided_by == principal.token_id
+            or record.decider_name.strip().casefold() == principal.name.strip().casefold()):
+        raise Forbidden("a second, different SLT member must confirm this")
+    media = decisions.locked_media(session, principal, record.media_id)
+    decisions.refuse_unfinished(session, media)
+    faces = _faces_of(session, media, record.face_id)
+    face = next(f for f in faces if f.id == record.face_id)
+    if face.pupil_id != record.previous_pupil_id:
+        raise Conflict("the face has changed since this was asked; ask again")
+    record.second_by = principal.token_id
+    record.second_name = principal.name
+    record.second_at = utcnow()
+    return Identified(record, _apply(session, settings, principal, media, record, faces))
+
+
+def awaiting(session: Session, media_id: uuid.UUID) -> list[FaceIdentification]:
+    return IdentificationRepository(session).awaiting([media_id])
+
+
+def search(session: Session, principal: Principal, text: str,
+           candidates: list[uuid.UUID] | None = None) -> list[Pupil]:
+    """Pupils to pick from: the engine's candidates first (in its order), then names
+    that contain the text."""
+    principal.require(Role.SLT, Role.ADMIN)
+    first = [p for p in PupilRepository(session).get_many(candidates or []).values()
+             if p.org_id == principal.org_id]
+    order = {pid: i for i, pid in enumerate(candidates or [])}
+    first.sort(key=lambda p: order.get(p.id, 0))
+    rest = [p for p in IdentificationRepository(session).search_pupils(principal.org_id, text)
+            if p.id not in order]
+    return [*first, *rest]
