@@ -12,6 +12,7 @@ from sqlalchemy import text
 from services.api import errors
 from services.api.errors import error_body
 from services.api.routes import lifecycle, media, public, pupils, review
+from services.api.routes import sessions as photo_sessions
 from services.core import runtime
 from services.core.config import get_settings
 from services.web import install as install_web_pages
@@ -57,5 +58,6 @@ def create_app() -> FastAPI:
     app.include_router(public.router)
     app.include_router(lifecycle.router)
     app.include_router(review.router)
+    app.include_router(photo_sessions.router)
     install_web_pages(app)
     return app

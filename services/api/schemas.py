@@ -45,6 +45,11 @@ class PupilOut(BaseModel):
     # No template, or the newest is older than the policy's reenrol_after_days.
     needs_reenrolment: bool
     consents: dict[str, ConsentOut]
+    # Every channel and "capture": in_force, not_returned, refused, withdrawn, expired,
+    # awaiting_pupil (the pupil's own is needed too) or awaiting_guardian.
+    consent_states: dict[str, str] = Field(default_factory=dict)
+    # The policy needs the pupil's own consent as well as a guardian's at their age.
+    pupil_consent_needed: bool = False
 
 
 class BiometricIn(BaseModel):

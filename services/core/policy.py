@@ -76,6 +76,9 @@ class Policy(BaseModel):
     # From this school year on (the number in the pupil's year group: "Year 8" is 8) the
     # pupil's own consent is needed as well as a guardian's. None: a guardian's suffices.
     pupil_consent_from_year: int | None = Field(default=None, ge=0, le=14)
+    # Every upload must fall within an SLT-approved photography session (its date, its
+    # staff, its devices); one that names none is matched to one that covers it, or flagged.
+    photography_sessions_required: bool = False
     # IANA time zone of the organisation: a consent's expires_on day ends at midnight here.
     timezone: str = "Europe/London"
 

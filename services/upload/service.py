@@ -20,12 +20,15 @@ from models.clock import utcnow
 from models.db import on_rollback
 from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
+from models.repositories.sessions import PhotoSessionRepository
 from services.core.audit import record as audit
 from services.core.auth import Principal
+from services.core.clock import local_today
 from services.core.config import Settings
 from services.core.errors import InvalidInput, TooLarge
 from services.core.jobs import enqueue
-from services.core.policy import policy_of
+from services.core.policy import Purpose, policy_of
+from services.sessions.service import SessionCheck, check_upload, resolve_purpose
 from storage.base import ObjectStore
 from workers.engine.imaging import ImageInfo, sniff, validate_upload
 
@@ -38,6 +41,8 @@ class UploadForm:
     purpose: str
     device: Device
     captured_on: date | None
+    # A photography session (services.sessions) the upload belongs to; None: none named.
+    session_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,9 @@ def accept_upload(
     form: UploadForm,
 ) -> UploadResult:
     principal.require(Role.STAFF, Role.SLT, Role.ADMIN)
-    if not form.event.strip() or not form.purpose.strip():
-        raise InvalidInput("event and purpose are required: say what the photo is for")
+    if not form.event.strip():
+        raise InvalidInput("event is required: say what the photo is of")
+    purpose = _named_purpose(session, principal, form)
     with tempfile.TemporaryDirectory(prefix="cg-upload-") as tmp:
         path = Path(tmp) / "upload"
         with path.open("wb") as fh:
@@ -90,6 +96,8 @@ def accept_upload(
             if captured_on is None and info.captured_at is not None:
                 captured_on = info.captured_at.date()
         start = captured_on or utcnow().date()
+        sessioned = _session_check(session, principal, form, purpose,
+                                   captured_on or local_today(policy))
         media_id = uuid.uuid4()
         key = f"originals/{principal.org_id}/{media_id}{sniffed.extension}"
         media = MediaRepository(session).add(
@@ -99,7 +107,7 @@ def accept_upload(
                 uploaded_by=principal.token_id,
                 uploader_name=principal.name,
                 event=form.event.strip(),
-                purpose=form.purpose.strip(),
+                purpose=purpose.name,
                 captured_on=captured_on,
                 device=form.device.value,
                 camera_make=make,
@@ -112,7 +120,9 @@ def accept_upload(
                 height=height,
                 status=MediaStatus.QUEUED.value,
                 attempts=0,
-                retention_until=start + timedelta(days=policy.retention_for(form.purpose)),
+                retention_until=start + timedelta(days=policy.retention_for(purpose.name)),
+                session_id=sessioned.session.id if sessioned.session is not None else None,
+                upload_flags=sessioned.flags or None,
                 original_key=key,
                 created_at=utcnow(),
                 status_changed_at=utcnow(),
@@ -135,8 +145,43 @@ def accept_upload(
     audit(
         session, principal, "media.uploaded", f"media:{media.id}",
         {"kind": sniffed.kind.value, "sha256": sha256, "size": size, "device": form.device.value,
-         "event": media.event, "purpose": media.purpose},
+         "event": media.event, "purpose": media.purpose,
+         "session_id": str(media.session_id) if media.session_id else None,
+         "flags": [f["code"] for f in media.upload_flags or []]},
     )
     enqueue(session, "consentgate.screen_media", str(media.id))
     return UploadResult(media=media, notices=notices)
 
+
+
+# --- purposes and photography sessions (issue 10) ----------------------------
+
+
+def _named_purpose(session: Session, principal: Principal, form: UploadForm) -> Purpose:
+    """The policy's purpose the upload is for: the one it names (case-insensitively), or
+    its session's when it names a session and no purpose. 422 with `allowed` otherwise,
+    before anything is read or written."""
+    policy = policy_of(principal.org.policy)
+    if form.purpose.strip():
+        found = resolve_purpose(policy, form.purpose)
+        if form.session_id is not None:
+            named = PhotoSessionRepository(session).get(principal.org_id, form.session_id)
+            if named is not None and policy.purpose(named.purpose) != found:
+                raise InvalidInput(
+                    f"the session is for {named.purpose}, not {found.name}; leave the "
+                    "purpose out or choose the session's", field="purpose",
+                    allowed=[named.purpose])
+        return found
+    if form.session_id is not None:
+        named = PhotoSessionRepository(session).get(principal.org_id, form.session_id)
+        if named is not None:
+            return resolve_purpose(policy, named.purpose)
+    raise InvalidInput("purpose is required: say what the photo is for", field="purpose",
+                       allowed=policy.purpose_names())
+
+
+def _session_check(session: Session, principal: Principal, form: UploadForm,
+                   purpose: Purpose, taken_on: date) -> SessionCheck:
+    return check_upload(session, principal, policy_of(principal.org.policy),
+                        session_id=form.session_id, device=form.device, taken_on=taken_on,
+                        purpose=purpose)
