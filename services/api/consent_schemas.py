@@ -46,3 +46,9 @@ class SessionOut(BaseModel):
     devices: list[str]
     created_by: str
     created_at: datetime
+
+
+class PersonOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: str

@@ -72,4 +72,5 @@ def media(
         },
         retention_until=m.retention_until,
         publications=[publication(settings, p) for p in pubs],
+        session_id=m.session_id,
     )

@@ -150,6 +150,8 @@ class MediaOut(BaseModel):
     channels: dict[str, ChannelDecisionOut]
     retention_until: date
     publications: list[PublicationOut]
+    # The photography session the upload named or was matched to (None: none).
+    session_id: uuid.UUID | None = None
 
 
 class UploadOut(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
-from models.orm import Device, PhotoSession, Role
+from models.orm import ApiToken, Device, PhotoSession, Role
 from models.repositories.sessions import PhotoSessionRepository
 from services.core.audit import record as audit
 from services.core.auth import Principal
@@ -137,3 +137,10 @@ def check_upload(session: Session, principal: Principal, policy: Policy, *,
     if device.value not in found.devices:
         flags.append({"code": rc.SESSION_DEVICE, "session_id": sid, "device": device.value})
     return SessionCheck(found, flags)
+
+
+def people(session: Session, principal: Principal) -> list[ApiToken]:
+    """Who SLT can name on a session: the organisation's unrevoked staff, SLT and admin
+    keys (a key is a person here; its name is theirs)."""
+    principal.require(Role.SLT, Role.ADMIN)
+    return PhotoSessionRepository(session).people(principal.org_id)

@@ -20,7 +20,7 @@ def _upload(client: TestClient, staff: dict[str, str], path: Path | None = None,
             data: bytes | None = None, device: str = "school") -> str:
     body = data if data is not None else path.read_bytes()  # type: ignore[union-attr]
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Assembly", "purpose": "newsletter", "device": device},
+                    data={"event": "Assembly", "purpose": "publicity", "device": device},
                     files={"file": ("photo.jpg", io.BytesIO(body))})
     assert r.status_code == 202, r.text
     media_id: str = r.json()["id"]

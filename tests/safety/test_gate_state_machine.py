@@ -479,7 +479,7 @@ class GateMachine(RuleBasedStateMachine):
         with transaction(self.sessions) as s:
             result = accept_upload(
                 s, self.store, self.settings, self.staff, io.BytesIO(photo(self.uploads)),
-                UploadForm(event="Sports day", purpose="website", device=device,
+                UploadForm(event="Sports day", purpose="publicity", device=device,
                            captured_on=captured_on))
             media_id = result.media.id
             assert result.media.retention_until == captured_on + timedelta(

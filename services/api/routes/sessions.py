@@ -7,7 +7,7 @@ from datetime import date
 from fastapi import APIRouter, status
 
 from models.orm import PhotoSession
-from services.api.consent_schemas import SessionIn, SessionOut
+from services.api.consent_schemas import PersonOut, SessionIn, SessionOut
 from services.api.deps import CurrentPrincipal, SessionDep
 from services.core.policy import policy_of
 from services.sessions import service as sessions
@@ -39,3 +39,10 @@ def list_sessions(session: SessionDep, principal: CurrentPrincipal) -> list[Sess
     policy = policy_of(principal.org.policy)
     return [session_out(s, policy.retention_for(s.purpose))
             for s in sessions.visible_sessions(session, principal)]
+
+
+@router.get("/people")
+def people(session: SessionDep, principal: CurrentPrincipal) -> list[PersonOut]:
+    """Who can be named as staff on a session (SLT or admin)."""
+    return [PersonOut(id=p.id, name=p.name, role=p.role)
+            for p in sessions.people(session, principal)]
