@@ -17,6 +17,8 @@ CHANNELS = {
     "newsletter": "Newsletter",
     "press": "Press",
     "display": "Displays on the premises",
+    # Not a channel: consent to being photographed at all, shown beside them.
+    "capture": "Being photographed at all",
 }
 
 

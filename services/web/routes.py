@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from models.clock import utcnow
 from models.orm import (
+    CAPTURE,
     BiometricBy,
     BiometricStatus,
     Channel,
@@ -48,14 +49,16 @@ from services.api.errors import status_for
 from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.core import runtime
 from services.core.auth import Principal
+from services.core.clock import local_today
 from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unauthenticated
 from services.core.policy import policy_of
-from services.gate.decide import decide_media
+from services.gate.decide import consent_of, decide_media, register_facts
 from services.gate.reasons import Reason
 from services.gate.rules import biometric_is_current, consent_in_force
 from services.publish import service as publishing
 from services.register import service as register
 from services.review import decisions, detail, images
+from services.sessions import service as photo_sessions
 from services.takedown import service as takedown
 from services.upload.service import UploadForm, accept_upload
 from services.web import words
@@ -101,6 +104,7 @@ DONE = {
     "biometric": "Face-matching consent recorded.",
     "photo": "Enrolment photo added.",
     "pupil": "Pupil added.",
+    "session": "Photography session approved.",
 }
 
 
@@ -230,9 +234,11 @@ def upload_page(request: Request, session: SessionDep, user: PageUser) -> HTMLRe
     mine = MediaRepository(session).list_media(user.principal.org_id,
                                                uploaded_by=user.principal.token_id, limit=20)
     recent = [(m, _media_status(session, user.principal, m)) for m in mine]
+    policy = policy_of(user.principal.org.policy)
     return render(request, "upload.html", user, recent=recent,
                   devices=[d.value for d in Device],
-                  personal=policy_of(user.principal.org.policy).personal_devices)
+                  personal=policy.personal_devices,
+                  **_upload_choices(session, user.principal))
 
 
 @router.post("/upload/files")
@@ -244,11 +250,13 @@ def upload_file(
     device: Annotated[Device, Form()],
     session: SessionDep, store: StoreDep, settings: SettingsDep, user: PostingUser,
     captured_on: Annotated[str, Form()] = "",
+    session_id: Annotated[str, Form()] = "",
 ) -> JSONResponse:
     when = _date(captured_on, "the date it was taken")
     result = accept_upload(
         session, store, settings, user.principal, file.file,
-        UploadForm(event=event, purpose=purpose, device=device, captured_on=when),
+        UploadForm(event=event, purpose=purpose, device=device, captured_on=when,
+                   session_id=_session_id(session_id)),
     )
     return JSONResponse({**_media_status(session, user.principal, result.media),
                          "notices": result.notices, "name": file.filename or ""},
@@ -460,11 +468,11 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
     user.principal.require(*REVIEWERS)
     repo = PupilRepository(session)
     pupils = repo.list_pupils(user.principal.org_id)
-    latest = repo.latest_consents(p.id for p in pupils)
+    facts = register_facts(session, [p.id for p in pupils])
     newest = repo.newest_template_times(p.id for p in pupils)
     policy = policy_of(user.principal.org.policy)
     now = utcnow()
-    today = now.date()
+    today = local_today(policy)
     rows = []
     for p in pupils:
         biometric = biometric_is_current(repo.biometric_history(p.id))
@@ -479,7 +487,7 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
             "reenrol": (words.reenrol_note(photos, age)
                         if biometric and p.active and policy.needs_reenrolment(age) else None),
             "consents": {
-                c.value: _consent_word(latest.get((p.id, c.value)), today)
+                c.value: words.consent_word(consent_of(facts, p.id, c.value, today)[0])
                 for c in policy.channels
             },
         })
@@ -525,17 +533,26 @@ def _pupil_page(request: Request, session: SessionDep, user: websession.Current,
     user.principal.require(*REVIEWERS)
     pupil = register.get_pupil(session, user.principal, pupil_id)
     repo = PupilRepository(session)
-    today = utcnow().date()
-    channels = [c.value for c in policy_of(user.principal.org.policy).channels]
+    policy = policy_of(user.principal.org.policy)
+    today = local_today(policy)
+    # The publication channels, then capture (consent to being photographed at all).
+    channels = [*(c.value for c in policy.channels), CAPTURE]
     latest = repo.latest_consents([pupil.id])
+    facts = register_facts(session, [pupil.id])
     history = repo.consent_history(pupil.id)
     biometric = repo.biometric_history(pupil.id)
     return render(
         request, "pupil.html", user, status=status, pupil=pupil, error=error,
         channels=channels,
-        current={c: (latest.get((pupil.id, c)), _consent_word(latest.get((pupil.id, c)),
-                                                               today))
+        current={c: (latest.get((pupil.id, c)),
+                     words.consent_word(consent_of(facts, pupil.id, c, today)[0]))
                  for c in channels},
+        givers={c: {g.value: facts.by_giver.get((pupil.id, c, g.value)) for g in GivenBy}
+                for c in channels},
+        pupil_needed=facts.needs_pupil.get(pupil.id, False),
+        pupil_from_year=policy.pupil_consent_from_year,
+        capture_required=policy.capture_consent_required,
+        statuses=[s.value for s in ConsentStatus],
         history=list(reversed(history)), biometric=list(reversed(biometric)),
         biometric_current=biometric_is_current(biometric),
         photos=repo.references(pupil.id), today=today,
@@ -552,7 +569,7 @@ def pupil_page(request: Request, pupil_id: uuid.UUID, session: SessionDep,
 def pupil_consent(
     request: Request, pupil_id: uuid.UUID, session: SessionDep, store: StoreDep,
     settings: SettingsDep, user: PostingUser,
-    channel: Annotated[Channel, Form()], status: Annotated[ConsentStatus, Form()],
+    channel: Annotated[str, Form()], status: Annotated[ConsentStatus, Form()],
     given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
     expires_on: Annotated[str, Form()] = "",
 ) -> Response:
@@ -561,11 +578,19 @@ def pupil_consent(
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
-        register.set_publication_consent(
-            session, settings, user.principal, pupil, channel, status=status,
-            given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
-            expires_on=_date(expires_on, "the end date"),
-        )
+        until = _date(expires_on, "the end date")
+        if channel == CAPTURE:
+            # Consent to being photographed: the same history and re-decision.
+            register.set_capture_consent(
+                session, settings, user.principal, pupil, status=status,
+                given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
+                expires_on=until)
+        else:
+            register.set_publication_consent(
+                session, settings, user.principal, pupil, _channel(channel), status=status,
+                given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
+                expires_on=until,
+            )
     except ConsentGateError as exc:
         session.rollback()
         return _pupil_page(request, session, user, pupil_id, error=exc.message,
@@ -635,3 +660,115 @@ def audit_page(request: Request, session: SessionDep, user: PageUser,
 
 def signin_redirect(next_path: str) -> RedirectResponse:
     return _redirect("/signin?next=" + quote(_local(next_path)))
+
+
+# --------------------------------------------------------------------------- consent forms
+
+
+def _channel(value: str) -> Channel:
+    try:
+        return Channel(value)
+    except ValueError as exc:
+        raise InvalidInput(f"unknown channel {value!r}") from exc
+
+
+@router.post("/register/{pupil_id}/consents", response_class=HTMLResponse)
+def pupil_consent_form(
+    request: Request, pupil_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
+    user: PostingUser,
+    given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
+    expires_on: Annotated[str, Form()] = "",
+    website: Annotated[str, Form()] = "", social_media: Annotated[str, Form()] = "",
+    newsletter: Annotated[str, Form()] = "", press: Annotated[str, Form()] = "",
+    display: Annotated[str, Form()] = "", capture: Annotated[str, Form()] = "",
+) -> Response:
+    """One paper form: a status for each channel and for being photographed, from one
+    person, one evidence reference. A channel left at "no change" is not recorded."""
+    user.principal.require(*REVIEWERS)
+    chosen = {"website": website, "social_media": social_media, "newsletter": newsletter,
+              "press": press, "display": display, CAPTURE: capture}
+    try:
+        pupil = register.get_pupil(session, user.principal, pupil_id)
+        statuses: dict[str, ConsentStatus] = {}
+        for kind, value in chosen.items():
+            if value.strip():
+                try:
+                    statuses[kind] = ConsentStatus(value.strip())
+                except ValueError as exc:
+                    raise InvalidInput(f"unknown status {value!r}") from exc
+        if not statuses:
+            raise InvalidInput("choose granted, refused or withdrawn for at least one line")
+        register.record_consents(
+            session, settings, user.principal, pupil, statuses, given_by=given_by.value,
+            evidence_ref=evidence_ref.strip()[:500],
+            expires_on=_date(expires_on, "the end date"))
+    except ConsentGateError as exc:
+        session.rollback()
+        return _pupil_page(request, session, user, pupil_id, error=exc.message,
+                           status=status_for(exc))
+    return _redirect(f"/register/{pupil_id}?done=consent")
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
+    return _sessions_page(request, session, user)
+
+
+def _sessions_page(request: Request, session: SessionDep, user: websession.Current, *,
+                   error: str | None = None, status: int = 200) -> HTMLResponse:
+    user.principal.require(*UPLOADERS)
+    policy = policy_of(user.principal.org.policy)
+    slt = user.principal.role in REVIEWERS
+    people = photo_sessions.people(session, user.principal) if slt else []
+    names = {str(p.id): p.name for p in people}
+    return render(request, "sessions.html", user, status=status, error=error,
+                  sessions=photo_sessions.visible_sessions(session, user.principal),
+                  purposes=policy.purposes, people=people, names=names, can_create=slt,
+                  devices=[d.value for d in Device
+                           if d != Device.PERSONAL or policy.personal_devices != "forbidden"],
+                  retention={p.name: policy.retention_for(p.name) for p in policy.purposes})
+
+
+@router.post("/sessions", response_class=HTMLResponse)
+def sessions_create(
+    request: Request, session: SessionDep, user: PostingUser,
+    event: Annotated[str, Form(max_length=200)] = "",
+    purpose: Annotated[str, Form(max_length=200)] = "",
+    dates: Annotated[str, Form(max_length=2000)] = "",
+    staff: Annotated[list[uuid.UUID] | None, Form()] = None,
+    devices: Annotated[list[Device] | None, Form()] = None,
+) -> Response:
+    user.principal.require(*REVIEWERS)
+    try:
+        days = [_date(d, "a session date") for d in re.split(r"[\s,]+", dates) if d.strip()]
+        photo_sessions.create_session(
+            session, user.principal, event=event, purpose=purpose,
+            dates=[d for d in days if d is not None], staff=staff or [],
+            devices=devices or [])
+    except ConsentGateError as exc:
+        session.rollback()
+        return _sessions_page(request, session, user, error=exc.message,
+                              status=status_for(exc))
+    return _redirect("/sessions?done=session")
+
+
+def _upload_choices(session: SessionDep, principal: Principal) -> dict[str, Any]:
+    """The upload page's purposes (a list, never free text) and the photography sessions
+    the uploader is on (SLT see all)."""
+    policy = policy_of(principal.org.policy)
+    return {"purposes": policy.purpose_names(),
+            "sessions": photo_sessions.visible_sessions(session, principal),
+            "sessions_required": policy.photography_sessions_required}
+
+
+def _session_id(text: str) -> uuid.UUID | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise InvalidInput("choose the photography session from the list") from exc

@@ -146,3 +146,20 @@ def likeness(distance: float | None) -> str:
     if distance < 0.4:
         return "a very close likeness to their enrolment photos"
     return "a close likeness to their enrolment photos"
+
+
+# A pupil's consent for one channel (or capture) now, on the pages: the states of
+# services.gate.rules.consent_state. "yes" is the one word that means it may be used.
+CONSENT_WORDS = {
+    "in_force": "yes",
+    "not_returned": "not returned",
+    "refused": "refused",
+    "withdrawn": "withdrawn",
+    "expired": "expired",
+    "awaiting_pupil": "pupil's own consent needed",
+    "awaiting_guardian": "parent's consent needed",
+}
+
+
+def consent_word(state: str) -> str:
+    return CONSENT_WORDS.get(state, state.replace("_", " "))
