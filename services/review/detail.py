@@ -59,7 +59,7 @@ class Flag:
 class ConsentView:
     channel: str
     allowed: bool
-    # Plain words: "yes", "yes, until 2026-07-31", "withdrawn", "expired", "not recorded".
+    # Plain words: "yes", "yes, until 2026-07-31", "withdrawn", "refused", "not returned".
     text: str
 
 

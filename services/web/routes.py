@@ -54,7 +54,7 @@ from services.core.errors import ConsentGateError, InvalidInput, TooLarge, Unaut
 from services.core.policy import policy_of
 from services.gate.decide import consent_of, decide_media, register_facts
 from services.gate.reasons import Reason
-from services.gate.rules import biometric_is_current, consent_in_force
+from services.gate.rules import biometric_is_current
 from services.publish import service as publishing
 from services.register import service as register
 from services.review import decisions, detail, images
@@ -494,16 +494,6 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
     return render(request, "register.html", user, status=status, rows=rows, error=error,
                   channels=[c.value for c in policy.channels],
                   reenrol_after_days=policy.reenrol_after_days)
-
-
-def _consent_word(record: Any, today: date) -> str:
-    if record is None:
-        return "not recorded"
-    if record.status == ConsentStatus.WITHDRAWN:
-        return "withdrawn"
-    if not consent_in_force(record, today):
-        return "expired"
-    return "yes"
 
 
 @router.post("/register", response_class=HTMLResponse)

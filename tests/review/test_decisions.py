@@ -150,7 +150,7 @@ def test_a_recognised_pupil_without_consent_cannot_be_cleared(
     review = client.get(f"/api/v1/review/{media_id}", headers=slt).json()
     kit = next(f for f in review["faces"] if f["pupil_id"] == ids["kit_harington"])
     assert kit["status"] == "unconsented"
-    assert kit["consents"]["website"] == {"allowed": False, "text": "not recorded"}
+    assert kit["consents"]["website"] == {"allowed": False, "text": "not returned"}
     r = _decide(client, slt, media_id, kind="approve", channels=["website"],
                 cleared_faces=[kit["id"]], justification="He said it was fine in person.")
     assert r.status_code == 422
