@@ -6,8 +6,13 @@ it is now (not stale), every face is matched to an active pupil whose biometric 
 is current and whose consent for C is granted and unexpired today (in the
 organisation's time zone), and SLT approval is present where the policy requires it
 (or the upload came from a personal device, or the video was truncated). Everything
-else (unknown, uncertain, withdrawn, left, failed, queued, stale) blocks. A face that
-SLT cleared counts only if nobody could identify it and no pupil is a candidate for it.
+else (unknown, uncertain, withdrawn, refused, left, failed, queued, stale) blocks. A face
+that SLT cleared counts only if nobody could identify it and no pupil is a candidate for
+it. Consent is read per giver (rules.consent_state): from the policy's
+pupil_consent_from_year both a guardian's and the pupil's own must be in force. Where the
+policy requires capture consent, a recognised pupil without it blocks every channel, and
+no approval, clearing or blurring lifts that. Flags the upload carries (its photography
+session) and a channel its purpose is not for block until SLT approve.
 """
 
 from __future__ import annotations
