@@ -98,6 +98,12 @@ class ConsentStatus(StrEnum):
     REFUSED = "refused"
 
 
+# Consent to being photographed at all ("may be photographed"), kept in the consent
+# histories beside the publication channels under this name. It is not a Channel: nothing
+# is ever published "to capture", and every per-channel loop iterates Channel.
+CAPTURE = "capture"
+
+
 class GivenBy(StrEnum):
     GUARDIAN = "guardian"
     PUPIL = "pupil"
@@ -290,6 +296,12 @@ class Media(Base):
     # The name the file had on the uploader's device (shown on review cards); None for
     # media uploaded before revision 0008.
     file_name: Mapped[str | None] = mapped_column(String(255))
+    # The photography session the upload named (migration 0007), and codes with data
+    # found when it was accepted that block until SLT decide, e.g.
+    # {"code": "outside_session", "captured_on": "2026-03-01"}. Screening never changes them.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("photo_sessions.id"), index=True)
+    upload_flags: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     faces: Mapped[list[Face]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="Face.frame, Face.left"
@@ -636,3 +648,29 @@ class FaceIdentification(Base):
     second_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_tokens.id"))
     second_name: Mapped[str | None] = mapped_column(String(200))
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- photography sessions (issue 10; migration 0007) -------------------------
+
+
+class PhotoSession(Base):
+    """SLT's approval that photographs are taken: at an event, on these dates, for one of
+    the policy's purposes, by these staff, on these devices (Harewood: "senior management
+    is aware that photography/image equipment is being used and for what purpose")."""
+
+    __tablename__ = "photo_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=_uuid)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    event: Mapped[str] = mapped_column(String(200))
+    # The purpose's name as the policy spells it.
+    purpose: Mapped[str] = mapped_column(String(200))
+    # ISO dates ("2026-03-01"), sorted, at least one.
+    dates: Mapped[list[str]] = mapped_column(JSON)
+    # Ids (str) of the API tokens (staff) allowed to take photographs at it.
+    staff: Mapped[list[str]] = mapped_column(JSON)
+    # Device values allowed ("school", "personal").
+    devices: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
+    creator_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from services.api.errors import error_body
 from services.api.routes import biometrics as biometrics_routes
 from services.api.routes import imports as import_routes
 from services.api.routes import lifecycle, media, public, pupils, review
+from services.api.routes import sessions as photo_sessions
 from services.api.routes import tokens as token_routes
 from services.core import runtime
 from services.core.config import get_settings
@@ -63,5 +64,6 @@ def create_app() -> FastAPI:
     app.include_router(import_routes.router)
     app.include_router(token_routes.router)
     app.include_router(biometrics_routes.router)
+    app.include_router(photo_sessions.router)
     install_web_pages(app)
     return app

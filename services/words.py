@@ -17,7 +17,34 @@ CHANNELS = {
     "newsletter": "Newsletter",
     "press": "Press",
     "display": "Displays on the premises",
+    # Not a channel: consent to being photographed at all, shown beside them.
+    "capture": "Being photographed at all",
 }
+
+
+# A pupil's consent for one channel (or to being photographed), for people; keys are the
+# states of services.gate.rules.consent_state.
+CONSENT_STATES = {
+    "in_force": "granted",
+    "not_returned": "not returned",
+    "refused": "refused",
+    "withdrawn": "withdrawn",
+    "expired": "expired",
+    "awaiting_pupil": "pupil's own consent needed",
+    "awaiting_guardian": "guardian's consent needed",
+}
+CAPTURE_STATES = {
+    "not_returned": "no consent returned",
+    "refused": "consent refused",
+    "withdrawn": "consent withdrawn",
+    "expired": "consent expired",
+    "awaiting_pupil": "the pupil's own consent missing",
+    "awaiting_guardian": "a guardian's consent missing",
+}
+
+
+def consent_state_name(state: str) -> str:
+    return CONSENT_STATES.get(state, state.replace("_", " "))
 
 
 def channel_name(channel: str) -> str:
@@ -49,12 +76,36 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
         f"{who(d['pupil_id'])}: biometric consent has ended, so the match can no longer be "
         "relied on"),
     rc.NO_CONSENT: lambda d, who: (
-        f"{who(d['pupil_id'])}: no consent recorded for {channel_name(str(d['channel']))}"),
+        f"{who(d['pupil_id'])}: no consent recorded for {channel_name(str(d['channel']))}"
+        + (" from a parent or guardian (the pupil's own is recorded)"
+           if d.get("missing") == "guardian" else " (form not returned)")),
     rc.CONSENT_WITHDRAWN: lambda d, who: (
         f"{who(d['pupil_id'])}: consent for {channel_name(str(d['channel']))} was withdrawn"),
     rc.CONSENT_EXPIRED: lambda d, who: (
         f"{who(d['pupil_id'])}: consent for {channel_name(str(d['channel']))} expired on "
         f"{d['expires_on']}"),
+    rc.CONSENT_REFUSED: lambda d, who: (
+        f"{who(d['pupil_id'])}: consent for {channel_name(str(d['channel']))} was refused"
+        + (" by the pupil" if d.get("given_by") == "pupil" else "")),
+    rc.PUPIL_CONSENT_MISSING: lambda d, who: (
+        f"{who(d['pupil_id'])}: the pupil's own consent for "
+        f"{channel_name(str(d['channel']))} is needed at their age and is not recorded"),
+    rc.NO_CAPTURE_CONSENT: lambda d, who: (
+        f"{who(d['pupil_id'])}: {CAPTURE_STATES.get(str(d.get('state')), 'no consent')} "
+        "to being photographed, so this image should not exist; it cannot be published "
+        "anywhere (suggested: delete it)"),
+    rc.OUTSIDE_SESSION: lambda d, _: (
+        f"taken on {d.get('captured_on')}, outside any approved photography session for "
+        "this member of staff; SLT must decide"),
+    rc.NOT_ON_SESSION: lambda d, _: (
+        "the uploader is not one of the staff approved for this photography session; "
+        "SLT must decide"),
+    rc.SESSION_DEVICE: lambda d, _: (
+        f"taken on a {d.get('device')} device, which this photography session does not "
+        "allow; SLT must decide"),
+    rc.NOT_FOR_PURPOSE: lambda d, _: (
+        f"taken for {d['purpose']}, which is not a purpose for "
+        f"{channel_name(str(d['channel']))}; SLT must approve this use"),
     rc.FACES_UNKNOWN: lambda d, _: (
         f"the {'frames show' if d.get('video') else 'image shows'} "
         f"{_faces(int(str(d['count'])), d.get('video'))} not recognised as any pupil with "

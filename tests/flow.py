@@ -40,6 +40,8 @@ def enrol_register(http: Http, slt: dict[str, str], faces: Path,
         r = http.post(f"/api/v1/pupils/{pid}/biometric-consent", headers=slt, json={
             "status": "granted", "by": "parent", "evidence_ref": f"form-{n}"})
         assert r.status_code == 201, r.text
+        # Both example policies need consent to being photographed at all.
+        put_consent(http, slt, pid, "granted", channel="capture")
         for photo in sorted((faces / "enrol" / name).iterdir()):
             r = http.post(f"/api/v1/pupils/{pid}/reference-photos", headers=slt,
                           files={"file": (photo.name, photo.read_bytes())})
@@ -63,7 +65,7 @@ def put_consent(http: Http, slt: dict[str, str], pupil_id: str, status: str,
 def upload(http: Http, staff: dict[str, str], path: Path, device: str = "school") -> str:
     with path.open("rb") as fh:
         r = http.post("/api/v1/media", headers=staff,
-                      data={"event": "Summer concert", "purpose": "website", "device": device},
+                      data={"event": "Summer concert", "purpose": "publicity", "device": device},
                       files={"file": (path.name, fh)})
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "queued"

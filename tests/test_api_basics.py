@@ -23,7 +23,7 @@ def _jpeg(width: int = 64, height: int = 48) -> bytes:
 
 def _upload(client: TestClient, headers: dict[str, str], data: bytes, name: str = "x.jpg",
             **form: str):
-    fields = {"event": "Sports day", "purpose": "newsletter", "device": "school", **form}
+    fields = {"event": "Sports day", "purpose": "Curriculum", "device": "school", **form}
     return client.post("/api/v1/media", headers=headers, data=fields,
                        files={"file": (name, data)})
 
@@ -88,7 +88,7 @@ def test_upload_is_queued_and_blocked_until_screened(client: TestClient) -> None
     assert r.status_code == 202
     body = client.get(f"/api/v1/media/{r.json()['id']}", headers=staff).json()
     assert body["status"] == "queued"
-    # Primary school policy: newsletter retention 365 days from capture.
+    # Primary school policy: curriculum images are kept 365 days from capture.
     assert body["retention_until"] == "2027-06-01"
     for decision in body["channels"].values():
         assert decision["allowed"] is False

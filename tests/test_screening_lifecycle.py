@@ -92,7 +92,7 @@ def test_primary_school_needs_slt_approval_before_publishing(
     staff, slt = token("primary", "staff"), token("primary", "slt")
     publisher = token("primary", "publisher")
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Harvest festival", "purpose": "website", "device": "school"},
+                    data={"event": "Harvest festival", "purpose": "publicity", "device": "school"},
                     files={"file": ("stage.jpg", _landscape())})
     media_id = r.json()["id"]
     body = wait_screened(client, slt, media_id, timeout=180)

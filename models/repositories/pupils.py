@@ -204,6 +204,25 @@ class PupilRepository:
         )
         return {(r.pupil_id, r.channel): r for r in rows}
 
+    def latest_consents_by_giver(
+        self, pupil_ids: Iterable[uuid.UUID]
+    ) -> dict[tuple[uuid.UUID, str, str], PublicationConsent]:
+        """The newest record per (pupil, channel, given_by): a guardian's and the pupil's
+        own consent are separate histories."""
+        ids = set(pupil_ids)
+        if not ids:
+            return {}
+        newest = (
+            select(func.max(PublicationConsent.id))
+            .where(PublicationConsent.pupil_id.in_(ids))
+            .group_by(PublicationConsent.pupil_id, PublicationConsent.channel,
+                      PublicationConsent.given_by)
+        )
+        rows = self.session.scalars(
+            select(PublicationConsent).where(PublicationConsent.id.in_(newest))
+        )
+        return {(r.pupil_id, r.channel, r.given_by): r for r in rows}
+
     def pupils_with_consent_expiring(self) -> list[PublicationConsent]:
         newest = select(func.max(PublicationConsent.id)).group_by(
             PublicationConsent.pupil_id, PublicationConsent.channel

@@ -75,6 +75,7 @@ def media(
         },
         retention_until=m.retention_until,
         publications=[publication(settings, p) for p in pubs],
+        session_id=m.session_id,
     )
 
 

@@ -49,6 +49,11 @@ class PupilOut(BaseModel):
     consents: dict[str, ConsentOut]
     # Registration group from the MIS import; None where never imported.
     reg_group: str | None = None
+    # Every channel and "capture": in_force, not_returned, refused, withdrawn, expired,
+    # awaiting_pupil (the pupil's own is needed too) or awaiting_guardian.
+    consent_states: dict[str, str] = Field(default_factory=dict)
+    # The policy needs the pupil's own consent as well as a guardian's at their age.
+    pupil_consent_needed: bool = False
 
 
 class BiometricIn(BaseModel):
@@ -149,6 +154,8 @@ class MediaOut(BaseModel):
     channels: dict[str, ChannelDecisionOut]
     retention_until: date
     publications: list[PublicationOut]
+    # The photography session the upload named or was matched to (None: none).
+    session_id: uuid.UUID | None = None
 
 
 class UploadOut(BaseModel):

@@ -6,26 +6,32 @@ it is now (not stale), every face is matched to an active pupil whose biometric 
 is current and whose consent for C is granted and unexpired today (in the
 organisation's time zone), and SLT approval is present where the policy requires it
 (or the upload came from a personal device, or the video was truncated). Everything
-else (unknown, uncertain, withdrawn, left, failed, queued, stale) blocks. A face that
-SLT cleared counts only if nobody could identify it and no pupil is a candidate for it.
+else (unknown, uncertain, withdrawn, refused, left, failed, queued, stale) blocks. A face
+that SLT cleared counts only if nobody could identify it and no pupil is a candidate for
+it. Consent is read per giver (rules.consent_state): from the policy's
+pupil_consent_from_year both a guardian's and the pupil's own must be in force. Where the
+policy requires capture consent, a recognised pupil without it blocks every channel, and
+no approval, clearing or blurring lifts that. Flags the upload carries (its photography
+session) and a channel its purpose is not for block until SLT approve.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from models.orm import (
+    CAPTURE,
     Channel,
-    ConsentStatus,
     DecisionKind,
     Device,
     Face,
+    GivenBy,
     MatchStatus,
     Media,
     MediaKind,
@@ -41,8 +47,9 @@ from services.core.clock import local_today
 from services.core.errors import NotFound
 from services.core.policy import Policy, policy_of
 from services.gate import reasons as rc
+from services.gate import rules
 from services.gate.reasons import Reason
-from services.gate.rules import biometric_is_current, consent_in_force
+from services.gate.rules import biometric_is_current, consent_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,12 @@ class ConsentFacts:
     """Everything a decision reads, read once for a batch of media."""
 
     latest: dict[tuple[uuid.UUID, str], PublicationConsent] = field(default_factory=dict)
+    # The newest record per (pupil, channel or CAPTURE, given_by): what decides consent.
+    by_giver: dict[tuple[uuid.UUID, str, str], PublicationConsent] = field(
+        default_factory=dict)
+    # Pupils whose own consent is needed as well as a guardian's (their organisation's
+    # pupil_consent_from_year and their year group).
+    needs_pupil: dict[uuid.UUID, bool] = field(default_factory=dict)
     biometric_current: dict[uuid.UUID, bool] = field(default_factory=dict)
     active: dict[uuid.UUID, bool] = field(default_factory=dict)
     approved: dict[uuid.UUID, set[str]] = field(default_factory=dict)
@@ -86,9 +99,29 @@ def pupils_in(media: Sequence[Media]) -> set[uuid.UUID]:
     return out
 
 
+def register_facts(session: Session, pupil_ids: Collection[uuid.UUID]) -> ConsentFacts:
+    """The register's side of the facts (consent, biometrics, left) for these pupils."""
+    repo = PupilRepository(session)
+    orgs = OrganisationRepository(session)
+    policies: dict[uuid.UUID, Policy] = {}
+    needs_pupil: dict[uuid.UUID, bool] = {}
+    for pupil in repo.get_many(pupil_ids).values():
+        if pupil.org_id not in policies:
+            org = orgs.get(pupil.org_id)
+            policies[pupil.org_id] = policy_of(org.policy if org is not None else {})
+        needs_pupil[pupil.id] = policies[pupil.org_id].pupil_consent_needed(pupil.year_group)
+    return ConsentFacts(
+        latest=repo.latest_consents(pupil_ids),
+        by_giver=repo.latest_consents_by_giver(pupil_ids),
+        needs_pupil=needs_pupil,
+        biometric_current={p: biometric_is_current(h)
+                           for p, h in repo.biometric_histories(pupil_ids).items()},
+        active=repo.active_flags(pupil_ids),
+    )
+
+
 def load_facts(session: Session, media: Sequence[Media]) -> ConsentFacts:
     pupil_ids = pupils_in(media)
-    repo = PupilRepository(session)
     cleared: dict[uuid.UUID, set[str]] = {}
     approved_redacted: dict[uuid.UUID, set[str]] = {}
     for decision in ReviewRepository(session).in_force([m.id for m in media]):
@@ -97,11 +130,8 @@ def load_facts(session: Session, media: Sequence[Media]) -> ConsentFacts:
         if decision.kind == DecisionKind.REDACT:
             approved_redacted.setdefault(decision.media_id, set()).update(decision.channels)
     orgs = OrganisationRepository(session)
-    return ConsentFacts(
-        latest=repo.latest_consents(pupil_ids),
-        biometric_current={p: biometric_is_current(h)
-                           for p, h in repo.biometric_histories(pupil_ids).items()},
-        active=repo.active_flags(pupil_ids),
+    return replace(
+        register_facts(session, pupil_ids),
         approved=MediaRepository(session).approved_channels([m.id for m in media]),
         cleared=cleared,
         approved_redacted=approved_redacted,
@@ -154,6 +184,9 @@ def decide_channel(
                 reasons.append(Reason(rc.VIDEO_TRUNCATED, {k: v for k, v in flag.items()
                                                           if k != "code"}))
         reasons.extend(_face_reasons(media, facts, channel, today, frozenset(blurred or ())))
+        # Blurring does not help here: the image itself was made without consent.
+        reasons.extend(capture_reasons(media, policy, facts, today))
+    reasons.extend(upload_reasons(media, policy, channel, approved=approved))
 
     if media.device == Device.PERSONAL and not approved:
         if policy.personal_devices == "forbidden":
@@ -174,15 +207,67 @@ def pupil_reason(pupil_id: uuid.UUID, facts: ConsentFacts, channel: str,
         return Reason(rc.PUPIL_LEFT, data)
     if not facts.biometric_current.get(pupil_id, False):
         return Reason(rc.BIOMETRIC_ENDED, data)
-    record = facts.latest.get((pupil_id, channel))
     data["channel"] = channel
-    if record is None:
-        return Reason(rc.NO_CONSENT, data)
-    if record.status == ConsentStatus.WITHDRAWN:
-        return Reason(rc.CONSENT_WITHDRAWN, data)
-    if not consent_in_force(record, today):
+    state, record = consent_of(facts, pupil_id, channel, today)
+    if state == rules.IN_FORCE:
+        return None
+    if state == rules.REFUSED and record is not None:
+        return Reason(rc.CONSENT_REFUSED, {**data, "given_by": record.given_by})
+    if state == rules.WITHDRAWN and record is not None:
+        return Reason(rc.CONSENT_WITHDRAWN, {**data, "given_by": record.given_by})
+    if state == rules.EXPIRED and record is not None:
         return Reason(rc.CONSENT_EXPIRED, {**data, "expires_on": str(record.expires_on)})
-    return None
+    if state == rules.AWAITING_PUPIL:
+        return Reason(rc.PUPIL_CONSENT_MISSING, data)
+    if state == rules.AWAITING_GUARDIAN:
+        return Reason(rc.NO_CONSENT, {**data, "missing": GivenBy.GUARDIAN.value})
+    return Reason(rc.NO_CONSENT, data)
+
+
+def consent_of(facts: ConsentFacts, pupil_id: uuid.UUID, channel: str,
+               today: date) -> tuple[str, PublicationConsent | None]:
+    """The state of the pupil's consent for a channel (or CAPTURE) today; see
+    rules.consent_state."""
+    by_giver = {g.value: r for g in GivenBy
+                if (r := facts.by_giver.get((pupil_id, channel, g.value))) is not None}
+    return consent_state(by_giver, facts.needs_pupil.get(pupil_id, False), today)
+
+
+def capture_reasons(media: Media, policy: Policy, facts: ConsentFacts,
+                    today: date) -> list[Reason]:
+    """Pupils recognised in a medium who had no consent in force to being photographed.
+    Every matched face counts, blurred, cleared or not, and no approval lifts it: only
+    deleting the medium (SLT reject) ends it, or the consent being recorded."""
+    if not policy.capture_consent_required:
+        return []
+    reasons = []
+    seen: set[uuid.UUID] = set()
+    for face in media.faces:
+        if face.match_status != MatchStatus.MATCHED or face.pupil_id is None:
+            continue
+        if face.pupil_id in seen:
+            continue
+        seen.add(face.pupil_id)
+        state, _ = consent_of(facts, face.pupil_id, CAPTURE, today)
+        if state != rules.IN_FORCE:
+            reasons.append(Reason(rc.NO_CAPTURE_CONSENT,
+                                  {"pupil_id": str(face.pupil_id), "state": state}))
+    return reasons
+
+
+def upload_reasons(media: Media, policy: Policy, channel: str, *,
+                   approved: bool) -> list[Reason]:
+    """What the upload itself carries: flags from its photography session (SLT approval
+    lifts them), and a channel its purpose is not for (SLT approval lifts it)."""
+    if approved:
+        return []
+    reasons = [Reason(str(flag["code"]), {k: v for k, v in flag.items() if k != "code"})
+               for flag in media.upload_flags or [] if flag.get("code")]
+    purpose = policy.purpose(media.purpose or "")
+    if purpose is not None and channel not in {c.value for c in purpose.channels}:
+        reasons.append(Reason(rc.NOT_FOR_PURPOSE,
+                              {"purpose": purpose.name, "channel": channel}))
+    return reasons
 
 
 def _face_reasons(media: Media, facts: ConsentFacts, channel: str, today: date,
@@ -289,7 +374,8 @@ def face_status(face: Face, facts: ConsentFacts, policy: Policy, today: date) ->
                   least one enabled channel and withdrawn for none
     withdrawn   - matched, but some consent (or biometric consent) was withdrawn
     left        - matched to a pupil who has left the school
-    unconsented - matched, no consent in force for any enabled channel
+    unconsented - matched, no consent in force for any enabled channel, or no capture
+                  consent where the policy requires it
     """
     if face.match_status != MatchStatus.MATCHED or face.pupil_id is None:
         return face.match_status if face.match_status != MatchStatus.MATCHED else "uncertain"
@@ -297,9 +383,13 @@ def face_status(face: Face, facts: ConsentFacts, policy: Policy, today: date) ->
         return "left"
     if not facts.biometric_current.get(face.pupil_id, False):
         return "withdrawn"
-    records = [facts.latest.get((face.pupil_id, c.value)) for c in policy.channels]
-    if any(r is not None and r.status == ConsentStatus.WITHDRAWN for r in records):
+    states = [consent_of(facts, face.pupil_id, c.value, today)[0] for c in policy.channels]
+    if rules.WITHDRAWN in states:
         return "withdrawn"
-    if any(consent_in_force(r, today) for r in records):
+    if policy.capture_consent_required and consent_of(
+            facts, face.pupil_id, CAPTURE, today)[0] != rules.IN_FORCE:
+        # Recognised without consent to being photographed: nothing may show them.
+        return "unconsented"
+    if rules.IN_FORCE in states:
         return "consented"
     return "unconsented"

@@ -20,6 +20,17 @@ BIOMETRIC_ENDED = "biometric_consent_ended"  # pupil_id
 NO_CONSENT = "no_consent"  # pupil_id, channel
 CONSENT_WITHDRAWN = "consent_withdrawn"  # pupil_id, channel
 CONSENT_EXPIRED = "consent_expired"  # pupil_id, channel, expires_on
+CONSENT_REFUSED = "consent_refused"  # pupil_id, channel, given_by
+# The pupil's own consent is needed at their age (policy pupil_consent_from_year).
+PUPIL_CONSENT_MISSING = "pupil_consent_missing"  # pupil_id, channel
+# Recognised, with no consent in force to being photographed at all; blocks every channel,
+# no approval lifts it (suggested decision: delete).
+NO_CAPTURE_CONSENT = "no_capture_consent"  # pupil_id, state
+# Photography sessions (flags set at upload; SLT approval lifts them).
+OUTSIDE_SESSION = "outside_session"  # captured_on, session_id (None: named none)
+NOT_ON_SESSION = "not_on_session"  # session_id
+SESSION_DEVICE = "session_device_not_allowed"  # session_id, device
+NOT_FOR_PURPOSE = "not_for_purpose"  # purpose, channel
 FACES_UNKNOWN = "faces_unknown"  # count, video
 FACES_UNCERTAIN = "faces_uncertain"  # count, video, candidates (pupil ids)
 PERSONAL_DEVICE_FORBIDDEN = "personal_device_forbidden"

@@ -26,13 +26,11 @@ from sqlalchemy.orm import Session
 
 from models.orm import Face, MatchStatus, Media
 from models.repositories.organisations import OrganisationRepository
-from models.repositories.pupils import PupilRepository
 from services.biometrics.gallery import engine_for, gallery
 from services.core.config import Settings
 from services.gate import reasons as rc
-from services.gate.decide import ConsentFacts, face_allowed, pupil_reason
+from services.gate.decide import ConsentFacts, face_allowed, pupil_reason, register_facts
 from services.gate.reasons import Reason
-from services.gate.rules import biometric_is_current
 from workers.engine.imaging import decode_image, encode_clean_jpeg, iter_video_frames, probe_video
 from workers.engine.types import Box, RGBImage, ScreenedFace, box_iou
 
@@ -134,14 +132,8 @@ def _problems(
     channel: str,
     today: date,
 ) -> list[Reason]:
-    repo = PupilRepository(session)
     pupils = {uuid.UUID(f.pupil_id) for f in seen if f.pupil_id is not None}
-    facts = ConsentFacts(
-        latest=repo.latest_consents(pupils),
-        biometric_current={p: biometric_is_current(h)
-                           for p, h in repo.biometric_histories(pupils).items()},
-        active=repo.active_flags(pupils),
-    )
+    facts = register_facts(session, pupils)
     problems = []
     for face in seen:
         if any(covered(face.box, r) >= BLURRED_COVER for r in regions):

@@ -8,6 +8,7 @@ request or task wrapper commits."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.clock import utcnow
 from models.orm import (
+    CAPTURE,
     BiometricConsent,
     BiometricStatus,
     Channel,
@@ -32,7 +34,7 @@ from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.clock import local_today
 from services.core.config import Settings
-from services.core.errors import Conflict, NotFound
+from services.core.errors import Conflict, InvalidInput, NotFound
 from services.core.jobs import enqueue
 from services.core.policy import policy_of
 from services.core.uow import lock_for_change
@@ -199,15 +201,101 @@ def set_publication_consent(
     )
     taken = 0
     today = local_today(policy_of(principal.org.policy))
-    if status == ConsentStatus.WITHDRAWN:
+    if status != ConsentStatus.GRANTED:
+        # Withdrawn or refused, by a guardian or the pupil: either one's "no" stands.
         taken = takedown.redecide_for_pupil(session, settings, principal, pupil.org_id,
-                                            pupil.id, trigger=f"{channel.value} consent withdrawn")
+                                            pupil.id,
+                                            trigger=f"{channel.value} consent {status.value}")
     elif not consent_in_force(record, today):
         # A grant recorded with an expiry date already past ends consent just the same.
         taken = takedown.redecide_for_pupil(
             session, settings, principal, pupil.org_id, pupil.id,
             trigger=f"{channel.value} consent expired on {expires_on}")
     return record, taken
+
+
+# Every name a consent can be recorded under: the publication channels, and capture
+# (consent to being photographed at all), which is recorded and read the same way.
+CONSENT_KINDS = (*(c.value for c in Channel), CAPTURE)
+
+
+@dataclass(frozen=True)
+class ConsentsOutcome:
+    records: list[PublicationConsent]
+    publications_taken_down: int
+
+
+def record_consents(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    pupil: Pupil,
+    statuses: Mapping[str, ConsentStatus],
+    *,
+    given_by: str,
+    evidence_ref: str,
+    expires_on: date | None,
+) -> ConsentsOutcome:
+    """One consent form: a status for each of several channels (and capture) at once,
+    from one person, with one evidence reference. All of it lands, or none (one lock,
+    one flush); live publications are re-decided once if anything said no."""
+    unknown = sorted(set(statuses) - set(CONSENT_KINDS))
+    if unknown:
+        raise InvalidInput("unknown consent channel", unknown=unknown,
+                           allowed=list(CONSENT_KINDS))
+    if not statuses:
+        raise InvalidInput("the form records no consent: give a status for at least one "
+                           "channel", allowed=list(CONSENT_KINDS))
+    if not evidence_ref.strip():
+        raise InvalidInput("say where the signed form or letter is kept (evidence_ref)")
+    pupil = _lock_pupil(session, principal, pupil)
+    repo = PupilRepository(session)
+    now = utcnow()
+    records = []
+    for kind in CONSENT_KINDS:
+        status = statuses.get(kind)
+        if status is None:
+            continue
+        record = PublicationConsent(
+            pupil_id=pupil.id, channel=kind, status=status.value, given_by=given_by,
+            evidence_ref=evidence_ref, recorded_by=principal.actor, recorded_at=now,
+            expires_on=expires_on,
+        )
+        repo.add_consent(record)
+        records.append(record)
+    audit(
+        session, principal, "consent.form_recorded", f"pupil:{pupil.id}",
+        {"consents": {r.channel: r.status for r in records}, "given_by": given_by,
+         "evidence_ref": evidence_ref, "expires_on": expires_on},
+    )
+    today = local_today(policy_of(principal.org.policy))
+    ended = [r.channel for r in records if not consent_in_force(r, today)]
+    taken = 0
+    if ended:
+        taken = takedown.redecide_for_pupil(
+            session, settings, principal, pupil.org_id, pupil.id,
+            trigger="consent form: " + ", ".join(
+                f"{r.channel} {r.status}" for r in records if r.channel in ended))
+    return ConsentsOutcome(records=records, publications_taken_down=taken)
+
+
+def set_capture_consent(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    pupil: Pupil,
+    *,
+    status: ConsentStatus,
+    given_by: str,
+    evidence_ref: str,
+    expires_on: date | None,
+) -> tuple[PublicationConsent, int]:
+    """Consent to being photographed: the same history and the same re-decision as a
+    channel's."""
+    outcome = record_consents(session, settings, principal, pupil, {CAPTURE: status},
+                              given_by=given_by, evidence_ref=evidence_ref,
+                              expires_on=expires_on)
+    return outcome.records[0], outcome.publications_taken_down
 
 
 def add_reference_photo(

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from models.clock import utcnow
 from models.orm import (
-    ConsentStatus,
     Device,
     Face,
     MatchStatus,
@@ -34,9 +33,12 @@ from models.repositories.pupils import PupilRepository
 from models.repositories.review import ReviewRepository
 from services.core.auth import Principal
 from services.core.policy import Policy, policy_of
+from services.gate import reasons as rc
+from services.gate import rules
 from services.gate.decide import (
     ChannelDecision,
     ConsentFacts,
+    consent_of,
     decide_media,
     face_allowed,
     face_status,
@@ -57,7 +59,7 @@ class Flag:
 class ConsentView:
     channel: str
     allowed: bool
-    # Plain words: "yes", "yes, until 2026-07-31", "withdrawn", "expired", "not recorded".
+    # Plain words: "yes", "yes, until 2026-07-31", "withdrawn", "refused", "not returned".
     text: str
 
 
@@ -218,14 +220,48 @@ class ReviewView:
 def consent_text(facts: ConsentFacts, pupil_id: uuid.UUID, channel: str, today: date) -> str:
     if not facts.biometric_current.get(pupil_id, False):
         return "face matching consent ended"
-    record = facts.latest.get((pupil_id, channel))
-    if record is None:
-        return "not recorded"
-    if record.status == ConsentStatus.WITHDRAWN:
+    state, record = consent_of(facts, pupil_id, channel, today)
+    if state == rules.NOT_RETURNED or record is None:
+        return "not returned"
+    if state == rules.WITHDRAWN:
         return f"withdrawn {record.recorded_at:%d %b %Y}"
+    if state == rules.REFUSED:
+        return f"refused {record.recorded_at:%d %b %Y}"
+    if state == rules.AWAITING_PUPIL:
+        return "no: the pupil's own consent is needed"
+    if state == rules.AWAITING_GUARDIAN:
+        return "no: a parent's or guardian's consent is needed"
     if not consent_in_force(record, today):
         return f"expired {record.expires_on:%d %b %Y}" if record.expires_on else "no"
     return f"yes, until {record.expires_on:%d %b %Y}" if record.expires_on else "yes"
+
+
+SESSION_CODES = (rc.OUTSIDE_SESSION, rc.NOT_ON_SESSION, rc.SESSION_DEVICE)
+
+
+def consent_flags(media: Media, decisions: dict[str, ChannelDecision],
+                  pupils: dict[uuid.UUID, Pupil]) -> list[Flag]:
+    """Flags from the gate's reasons about capture consent and photography sessions."""
+    reasons = [r for d in decisions.values() for r in d.reasons]
+    flags: list[Flag] = []
+    no_capture = sorted({_name(pupils, uuid.UUID(str(r.pupil_id))) for r in reasons
+                         if r.code == rc.NO_CAPTURE_CONSENT and r.pupil_id})
+    if no_capture:
+        flags.append(Flag(
+            "no_capture_consent",
+            "No consent to being photographed: " + ", ".join(no_capture) + ". The image "
+            "should not have been taken and cannot be published anywhere. Suggested "
+            "decision: delete it (reject)."))
+    session_codes = {r.code for r in reasons if r.code in SESSION_CODES}
+    if session_codes:
+        what = {rc.OUTSIDE_SESSION: "outside any approved photography session",
+                rc.NOT_ON_SESSION: "by staff not approved for the session",
+                rc.SESSION_DEVICE: "on a device the session does not allow"}
+        flags.append(Flag("photography_session",
+                          "Taken " + " and ".join(what[c] for c in SESSION_CODES
+                                                  if c in session_codes)
+                          + ". Check senior leaders knew about it before approving."))
+    return flags
 
 
 def flags_for(media: Media, statuses: list[str], awaiting: list[ReviewDecision],
@@ -339,7 +375,7 @@ def _view(session: Session, media: Media, policy: Policy, facts: ConsentFacts,
         tracks=tracks,
         flags=flags_for(media, [f.status for f in faces], awaiting, pupils,
                         [t.status for t in tracks] if media.kind != MediaKind.IMAGE
-                        else None),
+                        else None) + consent_flags(media, decisions, pupils),
         history=repo.for_media(media.id) if history else [],
         awaiting=awaiting,
         publications=publications,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.orm import Session
 
 from models.clock import utcnow
-from models.orm import ConsentStatus, Media, Publication, PublicationConsent, Role
+from models.orm import ConsentStatus, GivenBy, Media, Publication, PublicationConsent, Role
 from models.repositories.media import MediaRepository, PublicationRepository
 from services.core.auth import Principal
 from services.core.clock import local_today
@@ -37,17 +37,24 @@ def would_come_down(session: Session, principal: Principal, pupil_id: uuid.UUID,
         return []
     facts = load_facts(session, media)
     latest = dict(facts.latest)
+    by_giver = dict(facts.by_giver)
     if channel is not None:
-        latest[(pupil_id, channel)] = PublicationConsent(
-            pupil_id=pupil_id, channel=channel, status=ConsentStatus.WITHDRAWN.value,
-            given_by="", evidence_ref="", recorded_by="", recorded_at=utcnow())
+        # The decision reads each giver's newest record: a withdrawal by either ends it,
+        # so the simulated one stands for every giver (channel may be CAPTURE).
+        for giver in GivenBy:
+            withdrawn = PublicationConsent(
+                pupil_id=pupil_id, channel=channel, status=ConsentStatus.WITHDRAWN.value,
+                given_by=giver.value, evidence_ref="", recorded_by="", recorded_at=utcnow())
+            by_giver[(pupil_id, channel, giver.value)] = withdrawn
+            latest[(pupil_id, channel)] = withdrawn
     active = dict(facts.active)
     if leaving:
         active[pupil_id] = False
     biometric = dict(facts.biometric_current)
     if biometric_ended:
         biometric[pupil_id] = False
-    future = replace(facts, latest=latest, active=active, biometric_current=biometric)
+    future = replace(facts, latest=latest, by_giver=by_giver, active=active,
+                     biometric_current=biometric)
     today = local_today(policy_of(principal.org.policy))
     by_id = {m.id: m for m in media}
     out = []

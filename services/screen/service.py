@@ -142,6 +142,8 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
         ])
         unresolved = sum(1 for f in found.faces if f.status != "matched")
         flagged = unresolved > 0 or claim.device == Device.PERSONAL or bool(found.flags)
+        # Flags from the upload (photography session) stand whatever the faces show.
+        flagged = flagged or bool(media.upload_flags)
         status = MediaStatus.NEEDS_REVIEW if flagged else MediaStatus.SCREENED
         orgs = OrganisationRepository(session)
         media.status = status.value

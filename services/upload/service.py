@@ -22,6 +22,7 @@ from models.clock import utcnow
 from models.db import on_rollback
 from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
+from models.repositories.sessions import PhotoSessionRepository
 from services.core import validate
 from services.core.audit import record as audit
 from services.core.auth import Principal
@@ -29,7 +30,8 @@ from services.core.clock import local_today
 from services.core.config import Settings
 from services.core.errors import InvalidInput, TooLarge
 from services.core.jobs import enqueue
-from services.core.policy import policy_of
+from services.core.policy import Purpose, policy_of
+from services.sessions.service import SessionCheck, check_upload, resolve_purpose
 from services.upload.trailing import trailing_bytes
 from storage.base import ObjectStore
 from workers.engine.imaging import (
@@ -64,6 +66,8 @@ class UploadForm:
     captured_on: date | None
     # The file's name on the uploader's device, shown on review cards.
     file_name: str | None = None
+    # A photography session (services.sessions) the upload belongs to; None: none named.
+    session_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,14 @@ def accept_upload(
     form: UploadForm,
 ) -> UploadResult:
     principal.require(Role.STAFF, Role.SLT, Role.ADMIN)
-    # Both are required: they say what the photo is for.
+    # The event is required; the purpose may come from the photography session instead.
     validate.text(form.event, field="event", max_length=EVENT_MAX, required=True)
-    validate.text(form.purpose, field="purpose", max_length=PURPOSE_MAX, required=True)
+    validate.text(form.purpose, field="purpose", max_length=PURPOSE_MAX)
     policy = policy_of(principal.org.policy)
     today = local_today(policy)
     if form.captured_on is not None:
         validate.captured_on(form.captured_on, today=today)
+    purpose = _named_purpose(session, principal, form)
     with tempfile.TemporaryDirectory(prefix="cg-upload-") as tmp:
         path = Path(tmp) / "upload"
         with path.open("wb") as fh:
@@ -165,6 +170,7 @@ def accept_upload(
                     "was kept, saved again without it.")
         # Retention counts from the capture date if known and plausible, else the upload.
         start = captured_on or today
+        sessioned = _session_check(session, principal, form, purpose, captured_on or today)
         media_id = uuid.uuid4()
         key = f"originals/{principal.org_id}/{media_id}{sniffed.extension}"
         media = MediaRepository(session).add(
@@ -174,7 +180,7 @@ def accept_upload(
                 uploaded_by=principal.token_id,
                 uploader_name=principal.name,
                 event=form.event.strip(),
-                purpose=form.purpose.strip(),
+                purpose=purpose.name,
                 captured_on=captured_on,
                 device=form.device.value,
                 camera_make=make,
@@ -187,7 +193,9 @@ def accept_upload(
                 height=height,
                 status=MediaStatus.QUEUED.value,
                 attempts=0,
-                retention_until=start + timedelta(days=policy.retention_for(form.purpose)),
+                retention_until=start + timedelta(days=policy.retention_for(purpose.name)),
+                session_id=sessioned.session.id if sessioned.session is not None else None,
+                upload_flags=sessioned.flags or None,
                 original_key=key,
                 file_name=_file_name(form.file_name),
                 created_at=utcnow(),
@@ -210,8 +218,43 @@ def accept_upload(
     audit(
         session, principal, "media.uploaded", f"media:{media.id}",
         {"kind": sniffed.kind.value, "sha256": sha256, "size": size, "device": form.device.value,
-         "event": media.event, "purpose": media.purpose, **flags},
+         "event": media.event, "purpose": media.purpose,
+         "session_id": str(media.session_id) if media.session_id else None,
+         "flags": [f["code"] for f in media.upload_flags or []], **flags},
     )
     enqueue(session, "consentgate.screen_media", str(media.id))
     return UploadResult(media=media, notices=notices)
 
+
+
+# --- purposes and photography sessions (issue 10) ----------------------------
+
+
+def _named_purpose(session: Session, principal: Principal, form: UploadForm) -> Purpose:
+    """The policy's purpose the upload is for: the one it names (case-insensitively), or
+    its session's when it names a session and no purpose. 422 with `allowed` otherwise,
+    before anything is read or written."""
+    policy = policy_of(principal.org.policy)
+    if form.purpose.strip():
+        found = resolve_purpose(policy, form.purpose)
+        if form.session_id is not None:
+            named = PhotoSessionRepository(session).get(principal.org_id, form.session_id)
+            if named is not None and policy.purpose(named.purpose) != found:
+                raise InvalidInput(
+                    f"the session is for {named.purpose}, not {found.name}; leave the "
+                    "purpose out or choose the session's", field="purpose",
+                    allowed=[named.purpose])
+        return found
+    if form.session_id is not None:
+        named = PhotoSessionRepository(session).get(principal.org_id, form.session_id)
+        if named is not None:
+            return resolve_purpose(policy, named.purpose)
+    raise InvalidInput("purpose is required: say what the photo is for", field="purpose",
+                       allowed=policy.purpose_names())
+
+
+def _session_check(session: Session, principal: Principal, form: UploadForm,
+                   purpose: Purpose, taken_on: date) -> SessionCheck:
+    return check_upload(session, principal, policy_of(principal.org.policy),
+                        session_id=form.session_id, device=form.device, taken_on=taken_on,
+                        purpose=purpose)

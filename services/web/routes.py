@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from models.clock import utcnow
 from models.db import transaction
 from models.orm import (
+    CAPTURE,
     BiometricBy,
     BiometricStatus,
     Channel,
@@ -55,6 +56,7 @@ from services.api.routes.pupils import MAX_REFERENCE_BYTES, template_age_days
 from services.core import runtime
 from services.core import tokens as api_keys
 from services.core.auth import Principal
+from services.core.clock import local_today
 from services.core.errors import (
     ConsentGateError,
     InvalidInput,
@@ -63,14 +65,15 @@ from services.core.errors import (
     Unauthenticated,
 )
 from services.core.policy import policy_of
-from services.gate.decide import decide_media, load_facts
+from services.gate.decide import consent_of, decide_media, load_facts, register_facts
 from services.gate.reasons import Reason
-from services.gate.rules import biometric_is_current, consent_in_force
+from services.gate.rules import biometric_is_current
 from services.imports import photos as photo_import
 from services.imports import pupils as pupil_import
 from services.publish import service as publishing
 from services.register import service as register
 from services.review import bulk, decisions, detail, identify, images, impact, queue
+from services.sessions import service as photo_sessions
 from services.takedown import service as takedown
 from services.upload.service import UploadForm, accept_upload
 from services.web import words
@@ -123,6 +126,7 @@ DONE = {
     "photo": "Enrolment photo added.",
     "pupil": "Pupil added.",
     "revoked": "Key revoked. It no longer works, and anyone signed in with it is signed out.",
+    "session": "Photography session approved.",
 }
 
 
@@ -292,9 +296,11 @@ def upload_page(request: Request, session: SessionDep, user: PageUser) -> HTMLRe
     mine = MediaRepository(session).list_media(user.principal.org_id,
                                                uploaded_by=user.principal.token_id, limit=20)
     recent = [(m, _media_status(session, user.principal, m)) for m in mine]
+    policy = policy_of(user.principal.org.policy)
     return render(request, "upload.html", user, recent=recent,
                   devices=[d.value for d in Device],
-                  personal=policy_of(user.principal.org.policy).personal_devices)
+                  personal=policy.personal_devices,
+                  **_upload_choices(session, user.principal))
 
 
 @router.post("/upload/files")
@@ -306,12 +312,13 @@ def upload_file(
     device: Annotated[Device, Form()],
     session: SessionDep, store: StoreDep, settings: SettingsDep, user: PostingUser,
     captured_on: Annotated[str, Form()] = "",
+    session_id: Annotated[str, Form()] = "",
 ) -> JSONResponse:
     when = _date(captured_on, "the date it was taken")
     result = accept_upload(
         session, store, settings, user.principal, file.file,
         UploadForm(event=event, purpose=purpose, device=device, captured_on=when,
-                   file_name=file.filename),
+                   file_name=file.filename, session_id=_session_id(session_id)),
     )
     notices = list(result.notices)
     late = queue.retention_warning(result.media, utcnow().date())
@@ -794,14 +801,14 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
                                     year_group=year or None, reg_group=reg or None,
                                     limit=REGISTER_PAGE, offset=(page - 1) * REGISTER_PAGE)
     ids = [p.id for p in pupils]
-    latest = repo.latest_consents(ids)
     newest = repo.newest_template_times(ids)
     histories = repo.biometric_histories(ids)
     counts = repo.template_counts(ids)
     years, regs = repo.groups(user.principal.org_id)
+    facts = register_facts(session, ids)
     policy = policy_of(user.principal.org.policy)
     now = utcnow()
-    today = now.date()
+    today = local_today(policy)
     rows = []
     for p in pupils:
         biometric = biometric_is_current(histories.get(p.id, []))
@@ -816,7 +823,7 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
             "reenrol": (words.reenrol_note(photos, age)
                         if biometric and p.active and policy.needs_reenrolment(age) else None),
             "consents": {
-                c.value: _consent_word(latest.get((p.id, c.value)), today)
+                c.value: words.consent_word(consent_of(facts, p.id, c.value, today)[0])
                 for c in policy.channels
             },
         })
@@ -835,18 +842,6 @@ def _register_page(request: Request, session: SessionDep, user: websession.Curre
                   last=min(total, page * REGISTER_PAGE),
                   prev_link=link(page - 1) if page > 1 else None,
                   next_link=link(page + 1) if page < pages else None, **extra)
-
-
-def _consent_word(record: Any, today: date) -> str:
-    if record is None:
-        return "not recorded"
-    if record.status == ConsentStatus.WITHDRAWN:
-        return "withdrawn"
-    if record.status == ConsentStatus.REFUSED:
-        return "refused"
-    if not consent_in_force(record, today):
-        return "expired"
-    return "yes"
 
 
 @router.post("/register", response_class=HTMLResponse)
@@ -876,17 +871,26 @@ def _pupil_page(request: Request, session: SessionDep, user: websession.Current,
     user.principal.require(*REVIEWERS)
     pupil = register.get_pupil(session, user.principal, pupil_id)
     repo = PupilRepository(session)
-    today = utcnow().date()
-    channels = [c.value for c in policy_of(user.principal.org.policy).channels]
+    policy = policy_of(user.principal.org.policy)
+    today = local_today(policy)
+    # The publication channels, then capture (consent to being photographed at all).
+    channels = [*(c.value for c in policy.channels), CAPTURE]
     latest = repo.latest_consents([pupil.id])
+    facts = register_facts(session, [pupil.id])
     history = repo.consent_history(pupil.id)
     biometric = repo.biometric_history(pupil.id)
     return render(
         request, "pupil.html", user, status=status, pupil=pupil, error=error,
         channels=channels,
-        current={c: (latest.get((pupil.id, c)), _consent_word(latest.get((pupil.id, c)),
-                                                               today))
+        current={c: (latest.get((pupil.id, c)),
+                     words.consent_word(consent_of(facts, pupil.id, c, today)[0]))
                  for c in channels},
+        givers={c: {g.value: facts.by_giver.get((pupil.id, c, g.value)) for g in GivenBy}
+                for c in channels},
+        pupil_needed=facts.needs_pupil.get(pupil.id, False),
+        pupil_from_year=policy.pupil_consent_from_year,
+        capture_required=policy.capture_consent_required,
+        statuses=[s.value for s in ConsentStatus],
         history=list(reversed(history)), biometric=list(reversed(biometric)),
         biometric_current=biometric_is_current(biometric),
         photos=repo.references(pupil.id), today=today,
@@ -904,7 +908,7 @@ def pupil_page(request: Request, pupil_id: uuid.UUID, session: SessionDep,
 def pupil_consent(
     request: Request, pupil_id: uuid.UUID, session: SessionDep, store: StoreDep,
     settings: SettingsDep, user: PostingUser,
-    channel: Annotated[Channel, Form()], status: Annotated[ConsentStatus, Form()],
+    channel: Annotated[str, Form()], status: Annotated[ConsentStatus, Form()],
     given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
     expires_on: Annotated[str, Form()] = "",
     confirmed: Annotated[bool, Form()] = False,
@@ -915,20 +919,28 @@ def pupil_consent(
         pupil = register.get_pupil(session, user.principal, pupil_id)
         if not evidence_ref.strip():
             raise InvalidInput("say where the signed form or letter is kept (evidence)")
+        until = _date(expires_on, "the end date")
         if status == ConsentStatus.WITHDRAWN:
             coming_down = impact.would_come_down(session, user.principal, pupil.id,
-                                                 channel=channel.value)
+                                                 channel=channel)
             if not confirmed:
                 # Say first which photos will be taken down, and from where.
                 return render(request, "consent_confirm.html", user, pupil=pupil,
-                              channel=channel.value, consent_status=status.value,
+                              channel=channel, consent_status=status.value,
                               given_by=given_by.value, evidence_ref=evidence_ref,
                               expires_on=expires_on, coming_down=coming_down)
-        register.set_publication_consent(
-            session, settings, user.principal, pupil, channel, status=status,
-            given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
-            expires_on=_date(expires_on, "the end date"),
-        )
+        if channel == CAPTURE:
+            # Consent to being photographed: the same history and re-decision.
+            register.set_capture_consent(
+                session, settings, user.principal, pupil, status=status,
+                given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
+                expires_on=until)
+        else:
+            register.set_publication_consent(
+                session, settings, user.principal, pupil, _channel(channel), status=status,
+                given_by=given_by.value, evidence_ref=evidence_ref.strip()[:500],
+                expires_on=until,
+            )
     except ConsentGateError as exc:
         session.rollback()
         return _pupil_page(request, session, user, pupil_id, error=exc.message,
@@ -942,7 +954,7 @@ def pupil_consent(
                   for c in coming_down if c.publication.id in up]
         websession.leave_notice(
             session, user, f"/register/{pupil_id}",
-            f"Consent for {words.channel_name(channel.value)} withdrawn. "
+            f"Consent for {words.channel_name(channel)} withdrawn. "
             + words.taken_down_count(len(gone)), lines)
     return _redirect(f"/register/{pupil_id}?done=consent")
 
@@ -1175,3 +1187,115 @@ def register_import_photos(
                for r in outcome.results]
     return _register_page(request, session, user, photo_results=results,
                           photo_counts=outcome.counts())
+
+
+# --------------------------------------------------------------------------- consent forms
+
+
+def _channel(value: str) -> Channel:
+    try:
+        return Channel(value)
+    except ValueError as exc:
+        raise InvalidInput(f"unknown channel {value!r}") from exc
+
+
+@router.post("/register/{pupil_id}/consents", response_class=HTMLResponse)
+def pupil_consent_form(
+    request: Request, pupil_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
+    user: PostingUser,
+    given_by: Annotated[GivenBy, Form()], evidence_ref: Annotated[str, Form()] = "",
+    expires_on: Annotated[str, Form()] = "",
+    website: Annotated[str, Form()] = "", social_media: Annotated[str, Form()] = "",
+    newsletter: Annotated[str, Form()] = "", press: Annotated[str, Form()] = "",
+    display: Annotated[str, Form()] = "", capture: Annotated[str, Form()] = "",
+) -> Response:
+    """One paper form: a status for each channel and for being photographed, from one
+    person, one evidence reference. A channel left at "no change" is not recorded."""
+    user.principal.require(*REVIEWERS)
+    chosen = {"website": website, "social_media": social_media, "newsletter": newsletter,
+              "press": press, "display": display, CAPTURE: capture}
+    try:
+        pupil = register.get_pupil(session, user.principal, pupil_id)
+        statuses: dict[str, ConsentStatus] = {}
+        for kind, value in chosen.items():
+            if value.strip():
+                try:
+                    statuses[kind] = ConsentStatus(value.strip())
+                except ValueError as exc:
+                    raise InvalidInput(f"unknown status {value!r}") from exc
+        if not statuses:
+            raise InvalidInput("choose granted, refused or withdrawn for at least one line")
+        register.record_consents(
+            session, settings, user.principal, pupil, statuses, given_by=given_by.value,
+            evidence_ref=evidence_ref.strip()[:500],
+            expires_on=_date(expires_on, "the end date"))
+    except ConsentGateError as exc:
+        session.rollback()
+        return _pupil_page(request, session, user, pupil_id, error=exc.message,
+                           status=status_for(exc))
+    return _redirect(f"/register/{pupil_id}?done=consent")
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
+    return _sessions_page(request, session, user)
+
+
+def _sessions_page(request: Request, session: SessionDep, user: websession.Current, *,
+                   error: str | None = None, status: int = 200) -> HTMLResponse:
+    user.principal.require(*UPLOADERS)
+    policy = policy_of(user.principal.org.policy)
+    slt = user.principal.role in REVIEWERS
+    people = photo_sessions.people(session, user.principal) if slt else []
+    names = {str(p.id): p.name for p in people}
+    return render(request, "sessions.html", user, status=status, error=error,
+                  sessions=photo_sessions.visible_sessions(session, user.principal),
+                  purposes=policy.purposes, people=people, names=names, can_create=slt,
+                  devices=[d.value for d in Device
+                           if d != Device.PERSONAL or policy.personal_devices != "forbidden"],
+                  retention={p.name: policy.retention_for(p.name) for p in policy.purposes})
+
+
+@router.post("/sessions", response_class=HTMLResponse)
+def sessions_create(
+    request: Request, session: SessionDep, user: PostingUser,
+    event: Annotated[str, Form(max_length=200)] = "",
+    purpose: Annotated[str, Form(max_length=200)] = "",
+    dates: Annotated[str, Form(max_length=2000)] = "",
+    staff: Annotated[list[uuid.UUID] | None, Form()] = None,
+    devices: Annotated[list[Device] | None, Form()] = None,
+) -> Response:
+    user.principal.require(*REVIEWERS)
+    try:
+        days = [_date(d, "a session date") for d in re.split(r"[\s,]+", dates) if d.strip()]
+        photo_sessions.create_session(
+            session, user.principal, event=event, purpose=purpose,
+            dates=[d for d in days if d is not None], staff=staff or [],
+            devices=devices or [])
+    except ConsentGateError as exc:
+        session.rollback()
+        return _sessions_page(request, session, user, error=exc.message,
+                              status=status_for(exc))
+    return _redirect("/sessions?done=session")
+
+
+def _upload_choices(session: SessionDep, principal: Principal) -> dict[str, Any]:
+    """The upload page's purposes (a list, never free text) and the photography sessions
+    the uploader is on (SLT see all)."""
+    policy = policy_of(principal.org.policy)
+    return {"purposes": policy.purpose_names(),
+            "sessions": photo_sessions.visible_sessions(session, principal),
+            "sessions_required": policy.photography_sessions_required}
+
+
+def _session_id(text: str) -> uuid.UUID | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise InvalidInput("choose the photography session from the list") from exc

@@ -279,3 +279,20 @@ def biometric_report(status: str, deleted: int, taken: int) -> str:
     photos_part = ("No enrolment photos were on file." if deleted == 0 else
                    f"{deleted} enrolment photo{'' if deleted == 1 else 's'} deleted.")
     return f"{what} {photos_part} {taken_down_count(taken)}"
+
+
+# A pupil's consent for one channel (or capture) now, on the pages: the states of
+# services.gate.rules.consent_state. "yes" is the one word that means it may be used.
+CONSENT_WORDS = {
+    "in_force": "yes",
+    "not_returned": "not returned",
+    "refused": "refused",
+    "withdrawn": "withdrawn",
+    "expired": "expired",
+    "awaiting_pupil": "pupil's own consent needed",
+    "awaiting_guardian": "parent's consent needed",
+}
+
+
+def consent_word(state: str) -> str:
+    return CONSENT_WORDS.get(state, state.replace("_", " "))

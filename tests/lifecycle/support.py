@@ -117,7 +117,7 @@ def landscape(seed: int = 0) -> bytes:
 def upload_bytes(client: TestClient, staff: dict[str, str], data: bytes, *,
                  captured_on: str | None = None, name: str = "stage.jpg",
                  event: str = "Summer concert with Year 5") -> str:
-    form = {"event": event, "purpose": "website", "device": "school"}
+    form = {"event": event, "purpose": "publicity", "device": "school"}
     if captured_on:
         form["captured_on"] = captured_on
     r = client.post("/api/v1/media", headers=staff, data=form, files={"file": (name, data)})
@@ -143,7 +143,8 @@ def enrol(client: TestClient, slt: dict[str, str], faces: Path, identity: str, n
         r = client.post(f"/api/v1/pupils/{pupil_id}/reference-photos", headers=slt,
                         files={"file": (photo.name, photo.read_bytes())})
         assert r.status_code == 201, f"{photo}: {r.text}"
-    for channel in channels:
+    # Both example policies need consent to being photographed at all.
+    for channel in ("capture", *channels):
         put_consent(client, slt, pupil_id, "granted", channel=channel)
     return pupil_id
 

@@ -20,7 +20,7 @@ def _upload(client: TestClient, staff: dict[str, str], path: Path | None = None,
             data: bytes | None = None, device: str = "school") -> str:
     body = data if data is not None else path.read_bytes()  # type: ignore[union-attr]
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Assembly", "purpose": "newsletter", "device": device},
+                    data={"event": "Assembly", "purpose": "publicity", "device": device},
                     files={"file": ("photo.jpg", io.BytesIO(body))})
     assert r.status_code == 202, r.text
     media_id: str = r.json()["id"]
@@ -150,7 +150,7 @@ def test_a_recognised_pupil_without_consent_cannot_be_cleared(
     review = client.get(f"/api/v1/review/{media_id}", headers=slt).json()
     kit = next(f for f in review["faces"] if f["pupil_id"] == ids["kit_harington"])
     assert kit["status"] == "unconsented"
-    assert kit["consents"]["website"] == {"allowed": False, "text": "not recorded"}
+    assert kit["consents"]["website"] == {"allowed": False, "text": "not returned"}
     r = _decide(client, slt, media_id, kind="approve", channels=["website"],
                 cleared_faces=[kit["id"]], justification="He said it was fine in person.")
     assert r.status_code == 422

@@ -37,7 +37,7 @@ def test_strangers_20_to_32_px_beside_a_consented_pupil_block_a_12_mp_photo(
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG", quality=92)
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Sports day", "purpose": "website", "device": "school"},
+                    data={"event": "Sports day", "purpose": "publicity", "device": "school"},
                     files={"file": ("field.jpg", buf.getvalue())})
     assert r.status_code == 202, r.text
     body = wait_screened(client, slt, r.json()["id"], timeout=300)

@@ -31,7 +31,7 @@ from tests.support import create_org, token, wait_screened
 def _upload_bytes(client: TestClient, staff: dict[str, str], name: str, data: bytes,
                   device: str = "school") -> str:
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Summer fair", "purpose": "website", "device": device},
+                    data={"event": "Summer fair", "purpose": "publicity", "device": device},
                     files={"file": (name, io.BytesIO(data))})
     assert r.status_code == 202, r.text
     media_id: str = r.json()["id"]

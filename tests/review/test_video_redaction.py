@@ -49,7 +49,7 @@ def test_a_stranger_between_samples_is_blocked_and_blurred_in_every_frame_of_the
     enrol(client, slt, faces, {"obama": "granted"})
     truth = _clip(faces, tmp_path / "clip.mp4")
     r = client.post("/api/v1/media", headers=staff,
-                    data={"event": "Summer show", "purpose": "website", "device": "school"},
+                    data={"event": "Summer show", "purpose": "publicity", "device": "school"},
                     files={"file": ("clip.mp4", (tmp_path / "clip.mp4").read_bytes())})
     assert r.status_code == 202, r.text
     media_id = r.json()["id"]

@@ -49,14 +49,16 @@ def face(status: MatchStatus = MatchStatus.MATCHED, pupil: uuid.UUID | None = A,
 def consent(status: ConsentStatus = ConsentStatus.GRANTED,
             expires_on: date | None = None) -> PublicationConsent:
     return PublicationConsent(pupil_id=A, channel="website", status=status.value,
-                              expires_on=expires_on)
+                              given_by="guardian", expires_on=expires_on)
 
 
 def facts(*, record: PublicationConsent | None = None, biometric: bool = True,
           active: bool = True, epoch: int = 0, **extra: object) -> ConsentFacts:
     latest = {(A, "website"): record} if record is not None else {}
-    return ConsentFacts(latest=latest, biometric_current={A: biometric}, active={A: active},
-                        match_epoch={ORG: epoch}, **extra)
+    # The gate decides from each giver's newest record.
+    by_giver = {(A, "website", record.given_by): record} if record is not None else {}
+    return ConsentFacts(latest=latest, by_giver=by_giver, biometric_current={A: biometric},
+                        active={A: active}, match_epoch={ORG: epoch}, **extra)
 
 
 def codes(m: Media, f: ConsentFacts, policy: Policy = OPEN, channel: str = "website",

@@ -45,6 +45,8 @@ def _pupil(client: TestClient, slt: dict[str, str], n: int, *, biometric: bool =
         r = client.post(f"/api/v1/pupils/{pupil_id}/biometric-consent", headers=slt,
                         json={"status": "granted", "by": "parent", "evidence_ref": f"f-{n}"})
         assert r.status_code == 201, r.text
+    # Both example policies need consent to being photographed at all.
+    put_consent(client, slt, pupil_id, "granted", channel="capture")
     if website:
         put_consent(client, slt, pupil_id, "granted", channel="website")
     return pupil_id

@@ -99,6 +99,8 @@ POLICY = Policy(
     personal_devices="with_permission",
     slt_approval_required=False,
     channels=[Channel.WEBSITE, Channel.NEWSLETTER, Channel.DISPLAY],
+    # A recognised pupil without consent to being photographed blocks every channel.
+    capture_consent_required=True,
 )
 # Templates are compared only by the face engine, which this test does not run.
 PUPILS = ("A", "B")
@@ -133,6 +135,12 @@ class PupilModel:
     has_templates: bool = False
     # channel -> (status, expires_on) of the newest record.
     consent: dict[str, tuple[str, date | None]] = field(default_factory=dict)
+    # Newest capture consent record ("may be photographed"): (status, expires_on).
+    capture: tuple[str, date | None] | None = None
+
+    def capture_in_force(self, today: date) -> bool:
+        status, expires_on = self.capture or (ConsentStatus.WITHDRAWN, None)
+        return status == ConsentStatus.GRANTED and (expires_on is None or today <= expires_on)
 
     def biometric_current(self) -> bool:
         return self.parent_bio == BiometricStatus.GRANTED and self.pupil_bio in (
@@ -328,6 +336,11 @@ class GateMachine(RuleBasedStateMachine):
                 reasons.add("stale")
             if not all(self.face_ok(m, f, channel, today) for f in m.faces):
                 reasons.add("faces")
+            # Whatever SLT cleared or approved: a recognised pupil who may not be
+            # photographed blocks every channel.
+            if any(f.status == "matched" and f.pupil is not None
+                   and not self.pupils[f.pupil].capture_in_force(today) for f in m.faces):
+                reasons.add("no capture consent")
         if m.device == Device.PERSONAL and channel not in m.approved:
             reasons.add("personal device")
         if not reasons:
@@ -360,11 +373,12 @@ class GateMachine(RuleBasedStateMachine):
         photos=st.lists(st.lists(st.sampled_from(LIKELY_PEOPLE), min_size=1, max_size=2),
                         min_size=1, max_size=3),
         on_the_website=st.sampled_from([True, True, False]),
+        no_capture=st.sampled_from([(), (), (), (PUPIL_A,), (PUPIL_B,)]),
     )
     def school_year_starts(self, consents: dict[str, tuple[Channel, ...]],
                            ends_in: dict[str, int | None], unenrolled: tuple[str, ...],
-                           photos: list[list[str]], on_the_website: bool
-                           ) -> MultipleResults[MediaModel]:
+                           photos: list[list[str]], on_the_website: bool,
+                           no_capture: tuple[str, ...]) -> MultipleResults[MediaModel]:
         """A register the way most pupils are on it (biometric consent, enrolled, consent
         for some channels, some of it ending soon) and a few photos already screened
         against it, and usually published wherever the gate allows."""
@@ -374,6 +388,8 @@ class GateMachine(RuleBasedStateMachine):
                 self.enrol(key)
             for channel in consents[key]:
                 self.grant(key, channel, ends_in[key])
+            if key not in no_capture:
+                self.capture(key, ConsentStatus.GRANTED)
         uploaded = []
         for people in photos:
             m = self.upload(people, Device.SCHOOL, 0)
@@ -443,6 +459,27 @@ class GateMachine(RuleBasedStateMachine):
                 evidence_ref="withdrawal letter", expires_on=None)
         self.pupils[key].consent[channel.value] = (ConsentStatus.WITHDRAWN.value, None)
 
+    @rule(key=st.sampled_from(PUPILS), channel=st.sampled_from(CHANNELS))
+    def refuse(self, key: str, channel: Channel) -> None:
+        """The form came back saying no (not the same as never coming back)."""
+        with transaction(self.sessions) as s:
+            register.set_publication_consent(
+                s, self.settings, self.slt, self.pupil_row(s, key), channel,
+                status=ConsentStatus.REFUSED, given_by=GivenBy.GUARDIAN.value,
+                evidence_ref="form: no", expires_on=None)
+        self.pupils[key].consent[channel.value] = (ConsentStatus.REFUSED.value, None)
+
+    @rule(key=st.sampled_from(PUPILS),
+          status=st.sampled_from([ConsentStatus.GRANTED, *ConsentStatus]))
+    def capture(self, key: str, status: ConsentStatus) -> None:
+        """Consent to being photographed at all: granted, refused or withdrawn."""
+        with transaction(self.sessions) as s:
+            register.set_capture_consent(
+                s, self.settings, self.slt, self.pupil_row(s, key), status=status,
+                given_by=GivenBy.GUARDIAN.value, evidence_ref=f"capture form {status}",
+                expires_on=None)
+        self.pupils[key].capture = (status.value, None)
+
     @rule(key=st.sampled_from(PUPILS))
     def leave(self, key: str) -> None:
         p = self.pupils[key]
@@ -480,7 +517,7 @@ class GateMachine(RuleBasedStateMachine):
         with transaction(self.sessions) as s:
             result = accept_upload(
                 s, self.store, self.settings, self.staff, io.BytesIO(photo(self.uploads)),
-                UploadForm(event="Sports day", purpose="website", device=device,
+                UploadForm(event="Sports day", purpose="publicity", device=device,
                            captured_on=captured_on))
             media_id = result.media.id
             assert result.media.retention_until == captured_on + timedelta(

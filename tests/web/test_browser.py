@@ -40,7 +40,7 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
     teacher = sign_in(browser, server, server.key("fair-school", "staff", "Mr Jones"))
     expect(teacher).to_have_url(re.compile(r"/upload$"))
     teacher.get_by_label("Event").fill("Summer fair")
-    teacher.get_by_label("What they are for").fill("website")
+    teacher.get_by_label("What they are for").select_option("publicity")
     drop_files(teacher, "#drop", [("class_photo.jpg", photo, "image/jpeg")])
     row = teacher.locator("#queue li.file").filter(has_text="class_photo.jpg")
     expect(row).to_be_visible()
@@ -72,7 +72,7 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
     kit = faces_list.filter(has_text="Kit Harington")
     expect(rose).to_have_attribute("data-status", "unconsented")
     expect(kit).to_have_attribute("data-status", "consented")
-    expect(rose.locator(".consents")).to_contain_text("not recorded")
+    expect(rose.locator(".consents")).to_contain_text("not returned")
     # Boxes coloured by status are drawn over the photo, one per face.
     expect(head.locator("svg rect.box-unconsented")).to_have_count(1)
     expect(head.locator("svg rect.box-consented")).to_have_count(1)
@@ -94,7 +94,8 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
 
     # Approve with redaction, and publish now.
     form = head.locator("#redact-form")
-    expect(form.get_by_label(re.compile("School website"))).to_be_checked()
+    # Purposes come from the policy's list now, not channel names: SLT tick the channel.
+    form.get_by_label(re.compile("School website")).check()
     expect(form).to_contain_text("blurs face")
     form.get_by_label("Why this is fine to publish").fill(WHY_BLUR)
     form.get_by_role("button", name="Blur and approve").click()
@@ -172,7 +173,7 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
     # A teacher uploads a photo of two visitors nobody can identify, with the file picker.
     teacher = sign_in(browser, server, server.key("hill-school", "staff", "Ms Patel"))
     teacher.get_by_label("Event").fill("Author visit")
-    teacher.get_by_label("What they are for").fill("newsletter")
+    teacher.get_by_label("What they are for").select_option("publicity")
     teacher.locator("#files").set_input_files(faces / "events" / "two_people.jpg")
     state = teacher.locator("#queue li.file [data-role=state]")
     expect(state).to_have_text("Waiting for a senior leader", timeout=CHECKED_S)
@@ -183,7 +184,7 @@ def test_register_second_slt_confirmation_and_reject_in_the_browser(
         "link", name="Review").click()
     expect(head.locator("li.face")).to_have_count(2)
     form = head.locator("#approve-form")
-    expect(form.get_by_label("Newsletter")).to_be_checked()
+    form.get_by_label("Newsletter").check()
     boxes = form.get_by_label(re.compile(r"Face \d \(.*\) may be shown"))
     expect(boxes).to_have_count(2)
     for box in boxes.all():

@@ -60,7 +60,7 @@ def test_a_video_is_reviewed_one_card_per_person(
     # A teacher uploads the clip with the file picker.
     teacher = sign_in(browser, server, server.key("stage-school", "staff", "Mr Burr"))
     teacher.get_by_label("Event").fill("Summer musical")
-    teacher.get_by_label("What they are for").fill("website")
+    teacher.get_by_label("What they are for").select_option("publicity")
     teacher.locator("#files").set_input_files(faces / CLIP)
     row = teacher.locator("#queue li.file").filter(has_text="short_hamilton_clip.mp4")
     expect(row.locator("progress")).to_have_attribute("value", "100", timeout=60_000)

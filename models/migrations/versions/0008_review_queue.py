@@ -2,7 +2,7 @@
 face (which pupil it is), with the second SLT member's confirmation where policy asks.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 Written by hand.
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -37,18 +37,22 @@ router = APIRouter(prefix="/api/v1", tags=["media"], route_class=StrictFormRoute
 def upload(
     file: Annotated[UploadFile, File()],
     event: Annotated[str, Form(min_length=1, max_length=200), text_check(200, "event")],
-    purpose: Annotated[str, Form(min_length=1, max_length=500), text_check(500, "purpose")],
     device: Annotated[Device, Form()],
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
     captured_on: Annotated[date | None, Form()] = None,
+    purpose: Annotated[str, Form(max_length=500, description=(
+        "one of the policy's purposes (case-insensitive; 422 lists them as `allowed`); "
+        "may be left out when session_id names a session")), text_check(500, "purpose")] = "",
+    session_id: Annotated[uuid.UUID | None, Form(description=(
+        "the photography session the photos were taken at"))] = None,
 ) -> schemas.UploadOut:
     result = accept_upload(
         session, store, settings, principal, file.file,
         UploadForm(event=event, purpose=purpose, device=device, captured_on=captured_on,
-                   file_name=file.filename),
+                   file_name=file.filename, session_id=session_id),
     )
     return schemas.UploadOut(id=result.media.id, status=result.media.status,
                              notices=result.notices)

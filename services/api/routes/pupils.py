@@ -11,9 +11,12 @@ from models.orm import Channel, Pupil, Role
 from models.repositories.organisations import OrganisationRepository
 from models.repositories.pupils import PupilRepository
 from services.api import schemas
+from services.api.consent_schemas import ConsentFormIn
 from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep
+from services.core.clock import local_today
 from services.core.errors import TooLarge
-from services.core.policy import policy_of
+from services.core.policy import Policy, policy_of
+from services.gate.decide import consent_of, register_facts
 from services.gate.rules import biometric_is_current, consent_in_force
 from services.register import service as register
 
@@ -53,7 +56,19 @@ def _out(session: SessionDep, pupil: Pupil) -> schemas.PupilOut:
             )
             for (_, channel), r in latest.items()
         },
+        **_states(session, pupil, policy),
     )
+
+
+def _states(session: SessionDep, pupil: Pupil, policy: Policy) -> dict[str, Any]:
+    """Each channel's and capture's consent state, as the gate reads it today."""
+    facts = register_facts(session, [pupil.id])
+    today = local_today(policy)
+    return {
+        "consent_states": {kind: consent_of(facts, pupil.id, kind, today)[0]
+                           for kind in register.CONSENT_KINDS},
+        "pupil_consent_needed": facts.needs_pupil.get(pupil.id, False),
+    }
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -169,6 +184,34 @@ def add_reference_photo(
         raise TooLarge("reference photo is larger than 25 MiB")
     photo = register.add_reference_photo(session, store, settings, principal, pupil, data)
     return schemas.ReferencePhotoOut(id=photo.id, pupil_id=pupil.id, created_at=photo.created_at)
+
+
+@router.put("/{pupil_id}/consents")
+def consent_form(pupil_id: uuid.UUID, body: ConsentFormIn, session: SessionDep,
+                 settings: SettingsDep, principal: CurrentPrincipal) -> schemas.PupilOut:
+    """One form for every channel (and "capture") at once, with one evidence reference.
+    An unknown channel answers 422 listing the allowed ones, and nothing is recorded."""
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    register.record_consents(session, settings, principal, pupil, body.consents,
+                             given_by=body.given_by.value, evidence_ref=body.evidence_ref,
+                             expires_on=body.expires_on)
+    return _out(session, register.get_pupil(session, principal, pupil_id))
+
+
+# Registered before /consents/{channel}: "capture" is not a publication channel.
+@router.put("/{pupil_id}/consents/capture")
+def set_capture_consent(pupil_id: uuid.UUID, body: schemas.ConsentIn, session: SessionDep,
+                        settings: SettingsDep, principal: CurrentPrincipal
+                        ) -> schemas.PupilOut:
+    """Consent to being photographed at all, recorded and read like a channel's."""
+    principal.require(Role.SLT, Role.ADMIN)
+    pupil = register.get_pupil(session, principal, pupil_id)
+    register.set_capture_consent(
+        session, settings, principal, pupil, status=body.status,
+        given_by=body.given_by.value, evidence_ref=body.evidence_ref, expires_on=body.expires_on,
+    )
+    return _out(session, register.get_pupil(session, principal, pupil_id))
 
 
 @router.put("/{pupil_id}/consents/{channel}")

@@ -27,7 +27,7 @@
   function fieldsOk() {
     const missing = [];
     if (!form.event.value.trim()) missing.push("the event");
-    if (!form.purpose.value.trim()) missing.push("what they are for");
+    if (!form.purpose.value) missing.push("what they are for");
     if (missing.length) {
       problem.textContent = "Before adding photos, fill in " + missing.join(" and ") + ".";
       problem.hidden = false;
@@ -79,9 +79,10 @@
     const data = new FormData();
     data.append("file", file, file.name);
     data.append("event", form.event.value.trim());
-    data.append("purpose", form.purpose.value.trim());
+    data.append("purpose", form.purpose.value);
     data.append("device", form.querySelector("input[name=device]:checked").value);
     data.append("captured_on", form.captured_on.value);
+    data.append("session_id", form.session_id ? form.session_id.value : "");
 
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/upload/files");
@@ -138,6 +139,15 @@
     if (e.target === drop && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); input.click(); }
   });
   form.addEventListener("submit", function (e) { e.preventDefault(); });
+  // A session is for one purpose: choosing it chooses the purpose, and fixes it.
+  if (form.session_id) {
+    form.session_id.addEventListener("change", function () {
+      const chosen = form.session_id.selectedOptions[0];
+      const purpose = chosen ? chosen.dataset.purpose : "";
+      if (purpose) form.purpose.value = purpose;
+      form.purpose.disabled = Boolean(purpose);
+    });
+  }
 
   // Rows already on the page that are still being checked keep updating too.
   document.querySelectorAll("li.file[data-media][data-done=false]").forEach(function (row) {

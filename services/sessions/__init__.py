@@ -1,0 +1,1 @@
+"""Photography sessions: SLT's prior approval of who photographs what, when, on what."""
