@@ -20,7 +20,15 @@ from services.gate.decide import (
     load_facts,
 )
 from services.takedown.service import public_url
-from services.words import reason_texts
+from services.words import reason_texts, screening_failure
+
+
+def failure_words(m: Media) -> str | None:
+    """Why screening failed, in words (from the failure code when there is one)."""
+    if m.failure_code is None:
+        return m.error
+    return screening_failure({"failure": m.failure_code, **(m.failure_data or {}),
+                              "error": m.error})
 
 
 def decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
@@ -55,7 +63,7 @@ def media(
     return schemas.MediaOut(
         id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
         device=m.device, captured_on=m.captured_on, uploaded_at=m.created_at,
-        uploader=m.uploader_name, error=m.error,
+        uploader=m.uploader_name, error=failure_words(m),
         faces=[
             schemas.FaceOut(
                 box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,

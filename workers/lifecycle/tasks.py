@@ -7,7 +7,7 @@ import uuid
 
 from celery import Task
 
-from services.core import outbox, runtime
+from services.core import intents, outbox, runtime
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.lifecycle import retention
@@ -49,3 +49,9 @@ def purge_expired_media() -> int:
 @app.task(name="consentgate.run_outbox", acks_late=True, reject_on_worker_lost=True)
 def run_outbox() -> int:
     return outbox.run_items(runtime.sessions(), runtime.store())
+
+
+@app.task(name="consentgate.sweep_intents", acks_late=True, reject_on_worker_lost=True)
+def sweep_intents() -> int:
+    """Delete every version of objects whose write intent was never linked by a row."""
+    return len(intents.sweep(runtime.sessions(), runtime.store(), get_settings()).deleted)
