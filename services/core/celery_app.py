@@ -49,6 +49,9 @@ def make_app() -> Celery:
             "sweep-stuck-media": {
                 "task": "consentgate.sweep_stuck_media",
                 "schedule": settings.sweep_interval_s,
+                # A sweep not run by the next one's time is dropped, so sweeps do not
+                # pile up ahead of the screenings they re-send while workers are busy.
+                "options": {"expires": settings.sweep_interval_s},
             },
             # The public URL re-decides on every request, so an expired consent's copy
             # is never served; this sweep takes such copies down and tells the pipeline.
@@ -73,6 +76,7 @@ def make_app() -> Celery:
             "requeue-transient-failures": {
                 "task": "consentgate.requeue_transient_failures",
                 "schedule": settings.storage_probe_interval_s,
+                "options": {"expires": settings.storage_probe_interval_s},
             },
             "sweep-intents": {
                 "task": "consentgate.sweep_intents",

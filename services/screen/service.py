@@ -302,13 +302,15 @@ def requeue_transient_failures(sessions: sessionmaker[Session], store: ObjectSto
                                settings: Settings) -> int:
     """If the store answers, queue again every medium that failed for a transient reason
     (an outage outlasted the retries): failed is fail-closed, queued is too."""
+    with transaction(sessions, write=False) as session:
+        ids = MediaRepository(session).failed_with(rc.TRANSIENT_FAILURES)
+    if not ids:
+        return 0  # nothing waits on the store: do not spend a worker on a hung one
     try:
         store.exists(PROBE_KEY)
     except StorageUnavailable as exc:
         log.info("store still unavailable; transient failures stay failed: %s", exc)
         return 0
-    with transaction(sessions, write=False) as session:
-        ids = MediaRepository(session).failed_with(rc.TRANSIENT_FAILURES)
     for media_id in ids:
         _requeue(sessions, media_id)
     if ids:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from models.orm import Media
@@ -26,6 +27,8 @@ from tests.support import free_port
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "consentgate-faults"
 FINAL = ("screened", "needs_review", "failed")
+TIME_LIMIT_S = 20
+BOUND_S = TIME_LIMIT_S + 60  # the promise: final within the time limit plus a minute
 
 
 class S3Server:
@@ -132,6 +135,15 @@ class Celery:
         log.close()
         self.started_at = time.time()
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until the worker says it is consuming (its start-up takes seconds here)."""
+        log = self.tmp / f"{self.role}-{self.starts}.log"
+        deadline = time.monotonic() + timeout
+        while b" ready." not in log.read_bytes():
+            assert self.proc is not None and self.proc.poll() is None, "worker died"
+            assert time.monotonic() < deadline, "worker not ready"
+            time.sleep(0.2)
+
     def kill9(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -152,3 +164,25 @@ def statuses(ids: list[uuid.UUID]) -> dict[uuid.UUID, Media]:
         rows = session.scalars(select(Media).where(Media.id.in_(ids))).all()
         session.expunge_all()
         return {m.id: m for m in rows}
+
+
+def worker_env(s3: S3Server, **extra: str) -> dict[str, str]:
+    return app_env(
+        s3.endpoint,
+        CONSENTGATE_SCREENING_TIME_LIMIT_S=str(TIME_LIMIT_S),
+        CONSENTGATE_SCREENING_GRACE_S="5",
+        CONSENTGATE_SWEEP_INTERVAL_S="2",
+        CONSENTGATE_STUCK_AFTER_S="30",
+        **extra,
+    )
+
+
+def upload(client: TestClient, headers: dict[str, str], photo: bytes, n: int) -> list[uuid.UUID]:
+    ids: list[uuid.UUID] = []
+    for i in range(n):
+        r = client.post("/api/v1/media", headers=headers,
+                        data={"event": f"Play {i}", "purpose": "website", "device": "school"},
+                        files={"file": (f"play{i}.jpg", photo, "image/jpeg")})
+        assert r.status_code == 202, r.text
+        ids.append(uuid.UUID(r.json()["id"]))
+    return ids

@@ -15,33 +15,8 @@ from sqlalchemy import func, select
 
 from models.orm import AuditEvent, Face
 from services.core import runtime
-from tests.faults.support import FINAL, Celery, S3Server, app_env, statuses
+from tests.faults.support import BOUND_S, FINAL, Celery, S3Server, statuses, upload, worker_env
 from tests.support import create_org, token
-
-TIME_LIMIT_S = 20
-BOUND_S = TIME_LIMIT_S + 60  # the promise: final within the time limit plus a minute
-
-
-def _worker_env(s3: S3Server, **extra: str) -> dict[str, str]:
-    return app_env(
-        s3.endpoint,
-        CONSENTGATE_SCREENING_TIME_LIMIT_S=str(TIME_LIMIT_S),
-        CONSENTGATE_SCREENING_GRACE_S="5",
-        CONSENTGATE_SWEEP_INTERVAL_S="2",
-        CONSENTGATE_STUCK_AFTER_S="30",
-        **extra,
-    )
-
-
-def _upload(client: TestClient, headers: dict[str, str], photo: bytes, n: int) -> list[uuid.UUID]:
-    ids = []
-    for i in range(n):
-        r = client.post("/api/v1/media", headers=headers,
-                        data={"event": f"Play {i}", "purpose": "website", "device": "school"},
-                        files={"file": (f"play{i}.jpg", photo, "image/jpeg")})
-        assert r.status_code == 202, r.text
-        ids.append(uuid.UUID(r.json()["id"]))
-    return ids
 
 
 def _claimed(ids: list[uuid.UUID], seen: dict[uuid.UUID, int],
@@ -59,7 +34,7 @@ def _claimed(ids: list[uuid.UUID], seen: dict[uuid.UUID, int],
 
 @pytest.fixture
 def beat(tmp_path: Path, s3: S3Server) -> Celery:
-    return Celery(tmp_path, _worker_env(s3), role="beat")
+    return Celery(tmp_path, worker_env(s3), role="beat")
 
 
 def test_kill_9_during_screening_five_times_leaves_every_medium_final_once(
@@ -68,8 +43,8 @@ def test_kill_9_during_screening_five_times_leaves_every_medium_final_once(
     create_org("school")
     staff = token("school", "staff")
     photo = (faces / "events" / "two_people.jpg").read_bytes()
-    ids = _upload(fault_client, staff, photo, 6)
-    worker = Celery(tmp_path, _worker_env(s3))
+    ids = upload(fault_client, staff, photo, 6)
+    worker = Celery(tmp_path, worker_env(s3))
     killed: dict[uuid.UUID, float] = {}
     final_at: dict[uuid.UUID, float] = {}
     seen: dict[uuid.UUID, int] = {}
@@ -119,14 +94,13 @@ def test_kill_9_during_screening_five_times_leaves_every_medium_final_once(
 
 
 def test_a_file_that_kills_the_worker_every_time_fails_after_max_attempts(
-        fault_client: TestClient, s3: S3Server, faces: Path, tmp_path: Path,
-        beat: Celery) -> None:
+        fault_client: TestClient, s3: S3Server, faces: Path, tmp_path: Path) -> None:
     max_attempts = 3
     create_org("school")
     staff, slt = token("school", "staff"), token("school", "slt")
     photo = (faces / "events" / "obama1.jpg").read_bytes()
-    [media_id] = _upload(fault_client, staff, photo, 1)
-    env = _worker_env(s3, CONSENTGATE_MAX_ATTEMPTS=str(max_attempts))
+    [media_id] = upload(fault_client, staff, photo, 1)
+    env = worker_env(s3, CONSENTGATE_MAX_ATTEMPTS=str(max_attempts))
     beat = Celery(tmp_path, env, role="beat")
     worker = Celery(tmp_path, env)
     kills = 0
