@@ -31,7 +31,7 @@ from models.repositories.organisations import OrganisationRepository
 from services.biometrics.gallery import engine_for, gallery
 from services.core.audit import SystemActor
 from services.core.audit import record as audit
-from services.core.config import Settings
+from services.core.config import Settings, get_settings
 from services.core.errors import StorageUnavailable
 from services.core.jobs import enqueue
 from services.core.uow import lock_for_change
@@ -72,8 +72,10 @@ def _stale(session: Session, media: Media) -> bool:
     return is_stale(media, ConsentFacts(match_epoch={media.org_id: epoch}))
 
 
-def _claim(sessions: sessionmaker[Session], settings: Settings,
-           media_id: uuid.UUID) -> _Claim | str | None:
+def _claim(sessions: sessionmaker[Session], media_id: uuid.UUID,
+           settings: Settings | None = None) -> _Claim | str | None:
+    """A _Claim to screen it, CRASHED if its deliveries have all crashed, or None."""
+    settings = settings or get_settings()
     with transaction(sessions) as session:
         media = MediaRepository(session).get_for_screening(media_id)
         if media is None:
@@ -114,7 +116,7 @@ def screen(
     sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, media_id: uuid.UUID
 ) -> str | None:
     """Screen the medium; return its new status, or None if there was nothing to do."""
-    claim = _claim(sessions, settings, media_id)
+    claim = _claim(sessions, media_id, settings)
     if claim is CRASHED:
         # Every earlier delivery began and never ended: the file kills the worker.
         return fail_if_crashed(sessions, settings, media_id)
