@@ -302,6 +302,14 @@ class Media(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("photo_sessions.id"), index=True)
     upload_flags: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Why screening failed, as a code with data (words are made at the edge), e.g.
+    # "screening_crashed" {"attempts": 5}; "storage_unavailable" {"transient": true}.
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Transient errors (storage, database, broker): when the current run of them began,
+    # and when the medium is next due to be tried (the sweep re-sends it then).
+    transient_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     faces: Mapped[list[Face]] = relationship(
         back_populates="media", cascade="all, delete-orphan", order_by="Face.frame, Face.left"
@@ -674,3 +682,15 @@ class PhotoSession(Base):
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_tokens.id"))
     creator_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PendingObject(Base):
+    """An object about to be written to the store (an intent), committed in its own short
+    transaction before the write. The transaction that commits the row owning the object
+    deletes it; one left older than the grace period was never linked, and the intent
+    sweep deletes every version under its key (services/core/intents.py)."""
+
+    __tablename__ = "pending_objects"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

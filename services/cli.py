@@ -585,6 +585,36 @@ def templates_status(org_slug: str) -> None:
                                              else ""))
 
 
+@main.group()
+def storage() -> None:
+    """Check the object store against the database."""
+
+
+@storage.command("reconcile")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+def storage_reconcile(dry_run: bool) -> None:
+    """Delete every object (all its versions) that no row owns: files written whose row
+    never committed, and versions left of files whose rows are gone. Uploads still in
+    flight (an intent younger than CONSENTGATE_INTENT_GRACE_S) are left alone."""
+    from collections.abc import Iterable, Iterator
+
+    from services.core import intents, runtime
+    from services.core.config import get_settings
+
+    def track(items: list[str], label: str) -> Iterator[str]:
+        bar: Iterable[str]
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
+
+    report = intents.reconcile(runtime.sessions(), runtime.store(), get_settings(),
+                               dry_run=dry_run, track=track)
+    verb = "would delete" if dry_run else "deleted"
+    for key in report.orphans:
+        click.echo(f"{verb}\t{key}")
+    click.echo(f"{len(report.orphans)} object(s) with no row; "
+               f"{report.deleted if not dry_run else 0} deleted")
+
+
 @main.command("wait-ready", hidden=True)
 @click.option("--url", default="http://127.0.0.1:8000/healthz")
 @click.option("--timeout", default=60.0)

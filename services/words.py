@@ -62,7 +62,7 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
         f"{channel_name(str(d['channel']))} is not enabled in your organisation's policy"),
     rc.SCREENING_PENDING: lambda d, _: "screening has not finished yet",
     rc.SCREENING_FAILED: lambda d, _: (
-        f"screening failed ({d.get('error') or 'unknown error'}); SLT must review it"),
+        f"screening failed ({screening_failure(d)}); SLT must review it"),
     rc.PURGED: lambda d, _: "this image has been deleted under the retention policy",
     rc.REJECTED: lambda d, _: "SLT rejected this image and it has been deleted",
     rc.UNEXPECTED_STATUS: lambda d, _: f"unexpected status {d.get('status')}",
@@ -194,3 +194,30 @@ PHOTO_RESULTS = {
     "unknown_upn": "no pupil with this UPN in the register",
     "already_enrolled": "already enrolled (the same photo)",
 }
+
+
+def _times(n: object) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+_FAILURES: dict[str, Callable[[Mapping[str, object]], str]] = {
+    rc.SCREENING_CRASHED: lambda d: f"this file crashed the screening {_times(d.get('attempts'))}",
+    rc.SCREENING_TIMED_OUT: lambda d: (
+        f"screening took longer than the {d.get('limit_s')} s time limit"),
+    rc.STORAGE_UNAVAILABLE: lambda d: (
+        "the file store did not answer for over an hour; it is screened again automatically "
+        "once the store answers"),
+    rc.DATABASE_UNAVAILABLE: lambda d: (
+        "the database did not answer for over an hour; it is screened again automatically"),
+}
+
+
+def screening_failure(data: Mapping[str, object]) -> str:
+    """Why a medium's screening failed, in words: from its failure code and data (a
+    SCREENING_FAILED reason's data, or {"failure": media.failure_code, **failure_data}),
+    else the stored error text."""
+    code = data.get("failure")
+    words = _FAILURES.get(code) if isinstance(code, str) else None
+    if words is not None:
+        return words(data)
+    return str(data.get("error") or "unknown error")

@@ -35,5 +35,9 @@ class ObjectStore(Protocol):
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Current (non-deleted) keys under prefix."""
 
+    def list_version_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under prefix with any stored version or delete marker, current or
+        not (on filesystem: the current keys), each once."""
+
     def count_versions(self, prefix: str) -> int:
         """Object versions and delete markers under prefix (1 per file on filesystem)."""

@@ -279,3 +279,7 @@ class FilesystemStore:
 
     def count_versions(self, prefix: str) -> int:
         return sum(1 for _ in self._files(normalise_prefix(prefix), include_temp=True))
+
+    def list_version_keys(self, prefix: str) -> Iterator[str]:
+        # One version per file; a partly written temp file is not a key.
+        return self.list_keys(prefix)

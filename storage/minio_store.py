@@ -176,10 +176,13 @@ class MinioStore:
         settings: Settings,
         *,
         create_bucket: bool = False,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        retries: int | None = None,
     ) -> MinioStore:
+        """Timeouts and retries default to CONSENTGATE_MINIO_CONNECT_TIMEOUT_S,
+        _READ_TIMEOUT_S and _RETRIES: a hung store fails a request within about
+        (retries + 1) x (connect + read timeout), not minutes."""
         secret = settings.minio_secret_key
         client = make_client(
             settings.minio_endpoint,
@@ -187,9 +190,10 @@ class MinioStore:
             secret.get_secret_value() if secret is not None else None,
             secure=settings.minio_secure,
             region=settings.minio_region,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries=retries,
+            connect_timeout=(settings.minio_connect_timeout_s if connect_timeout is None
+                             else connect_timeout),
+            read_timeout=settings.minio_read_timeout_s if read_timeout is None else read_timeout,
+            retries=settings.minio_retries if retries is None else retries,
         )
         return cls(client, settings.minio_bucket, create_bucket=create_bucket)
 
@@ -345,3 +349,10 @@ class MinioStore:
 
     def count_versions(self, prefix: str) -> int:
         return sum(1 for _ in self._list(normalise_prefix(prefix), versions=True))
+
+    def list_version_keys(self, prefix: str) -> Iterator[str]:
+        seen: set[str] = set()
+        for name, _ in self._list(normalise_prefix(prefix), versions=True):
+            if name not in seen:
+                seen.add(name)
+                yield name

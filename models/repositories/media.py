@@ -185,6 +185,32 @@ class MediaRepository:
             result.setdefault(media_id, set()).add(channel)
         return result
 
+    # --- Recovery (issue 12) ---
+
+    def due_for_screening(self, queued_before: datetime, screening_before: datetime,
+                          now: datetime) -> list[uuid.UUID]:
+        """Media to send to screening again: queued too long (lost message) and not
+        waiting out a transient error, queued whose retry time has come, or screening
+        past the time limit (dead worker)."""
+        return list(
+            self.session.scalars(
+                select(Media.id).where(
+                    or_(
+                        (Media.status == MediaStatus.QUEUED) & Media.retry_at.is_(None)
+                        & (Media.status_changed_at < queued_before),
+                        (Media.status == MediaStatus.QUEUED) & (Media.retry_at <= now),
+                        (Media.status == MediaStatus.SCREENING)
+                        & (Media.status_changed_at < screening_before),
+                    )
+                )
+            )
+        )
+
+    def failed_with(self, codes: Sequence[str]) -> list[uuid.UUID]:
+        return list(self.session.scalars(
+            select(Media.id).where(Media.status == MediaStatus.FAILED,
+                                   Media.failure_code.in_(list(codes)))))
+
 
 class PublicationRepository:
     def __init__(self, session: Session) -> None:

@@ -22,7 +22,20 @@ from services.gate.decide import (
 )
 from services.gate.reasons import Reason
 from services.takedown.service import public_url
-from services.words import reason_texts
+from services.words import reason_texts, screening_failure
+
+
+def failure_words(m: Media) -> str | None:
+    """Why screening failed, in words (from the failure code when there is one)."""
+    if m.failure_code is None:
+        return m.error
+    return screening_failure({"failure": m.failure_code, **(m.failure_data or {}),
+                              "error": m.error})
+
+
+def _shown_error(m: Media) -> str | None:
+    words = failure_words(m)
+    return scrub(words, limit=2000) if words else None
 
 
 def decision(d: ChannelDecision) -> schemas.ChannelDecisionOut:
@@ -58,7 +71,7 @@ def media(
         id=m.id, kind=m.kind, status=m.status, event=m.event, purpose=m.purpose,
         device=m.device, captured_on=m.captured_on, uploaded_at=m.created_at,
         # Scrubbed again for rows written before media.error was kept in plain words.
-        uploader=m.uploader_name, error=scrub(m.error, limit=2000) if m.error else None,
+        uploader=m.uploader_name, error=_shown_error(m),
         faces=[
             schemas.FaceOut(
                 box=(f.top, f.right, f.bottom, f.left), frame=f.frame, pupil_id=f.pupil_id,

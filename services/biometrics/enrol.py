@@ -22,7 +22,7 @@ from models.repositories.pupils import PupilRepository
 from services.biometrics.gallery import engine_for
 from services.biometrics.gallery import gallery as org_gallery
 from services.biometrics.templates import encrypt_template
-from services.core import outbox
+from services.core import intents, outbox
 from services.core.audit import SystemActor
 from services.core.audit import record as audit
 from services.core.auth import Principal
@@ -83,9 +83,11 @@ def store_template(session: Session, store: ObjectStore, settings: Settings,
     template = FaceTemplate(pupil_id=pupil.id, ciphertext=encrypt_template(settings, encoding),
                             created_at=utcnow())
     PupilRepository(session).add_reference(photo, template)
+    intents.record(key, session=session)
     store.put(key, settings.template_fernet().encrypt(data))
     # Keep no child's photo without a row pointing at it.
     on_rollback(session, lambda: store.delete(key))
+    intents.link(session, key)
     OrganisationRepository(session).bump_match_epoch(pupil.org_id)
     audit(session, principal, "reference_photo.added", f"pupil:{pupil.id}",
           {"reference_photo": str(photo_id)})

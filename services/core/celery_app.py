@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from celery import Celery
 
-from services.core.config import get_settings
+from services.core.config import Settings, get_settings
 
 
-def _transport_options(url: str) -> dict[str, object]:
+def visibility_timeout_s(settings: Settings) -> int:
+    """Redis redelivers a message unacknowledged this long (its worker was lost): just
+    past the hard time limit, so a screening still running is never sent twice, and a
+    lost one is sent again within the time limit plus a minute."""
+    return settings.screening_time_limit_s + settings.screening_grace_s + 10
+
+
+def _transport_options(url: str, settings: Settings) -> dict[str, object]:
     if url.startswith("sqla+"):
         # kombu's SQLAlchemy transport hands its options to create_engine().
         return {}
-    # Redis: a screening unacknowledged for an hour (worker lost) is redelivered.
-    return {"visibility_timeout": 3600}
+    return {"visibility_timeout": visibility_timeout_s(settings)}
 
 
 def make_app() -> Celery:
@@ -37,12 +43,15 @@ def make_app() -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options=_transport_options(settings.resolved_broker_url),
+        broker_transport_options=_transport_options(settings.resolved_broker_url, settings),
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-stuck-media": {
                 "task": "consentgate.sweep_stuck_media",
                 "schedule": settings.sweep_interval_s,
+                # A sweep not run by the next one's time is dropped, so sweeps do not
+                # pile up ahead of the screenings they re-send while workers are busy.
+                "options": {"expires": settings.sweep_interval_s},
             },
             # The public URL re-decides on every request, so an expired consent's copy
             # is never served; this sweep takes such copies down and tells the pipeline.
@@ -61,6 +70,17 @@ def make_app() -> Celery:
             "redrive-webhooks": {
                 "task": "consentgate.redrive_webhooks",
                 "schedule": 5 * 60,
+            },
+            # Recovery (issue 12): media failed by an outage are screened again once
+            # the store answers; objects whose write was never linked to a row go.
+            "requeue-transient-failures": {
+                "task": "consentgate.requeue_transient_failures",
+                "schedule": settings.storage_probe_interval_s,
+                "options": {"expires": settings.storage_probe_interval_s},
+            },
+            "sweep-intents": {
+                "task": "consentgate.sweep_intents",
+                "schedule": settings.intent_sweep_interval_s,
             },
         },
     )

@@ -78,7 +78,36 @@ class Settings(BaseSettings):
     screening_time_limit_s: int = Field(default=900, gt=0)
     # A medium queued or screening for longer than this is re-enqueued by the sweep.
     stuck_after_s: int = Field(default=300, gt=0)
-    sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Beat period of the stuck-media sweep. With the grace below it bounds redelivery of a
+    # lost screening: time limit + grace + interval (default 900 + 20 + 30 s), under the
+    # issue-12 promise of the time limit plus a minute.
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+
+    # --- Recovery (issue 12; docs/safety.md "Recovery") ---
+    # Seconds past the time limit at which the worker hard-kills a screening, and after
+    # which the sweep treats a medium still `screening` as lost (dead worker) and re-sends.
+    screening_grace_s: int = Field(default=20, ge=1)
+    # Deliveries of one medium that began and never ended (a worker killed, a crash in
+    # native code). The next delivery fails it with reason `screening_crashed`.
+    max_attempts: int = Field(default=5, ge=1)
+    # Transient storage, database and broker errors: the medium waits and is tried again,
+    # each wait as long as the outage so far (doubling), between these bounds, in seconds,
+    # and fails (transiently, re-screened when the store answers) only once the outage has
+    # lasted retry_horizon_s. Defaults: 15 s ... 10 min waits, for at least an hour.
+    retry_backoff_s: float = Field(default=15.0, gt=0)
+    retry_max_backoff_s: float = Field(default=600.0, gt=0)
+    retry_horizon_s: float = Field(default=3600.0, gt=0)
+    # Beat period of the probe that re-queues media failed for a transient reason.
+    storage_probe_interval_s: float = Field(default=60.0, gt=0)
+    # Pending-object intents older than this with no committed row are swept (every
+    # version of the key deleted). Longer than any upload plus the client's retries.
+    intent_grace_s: float = Field(default=3600.0, gt=0)
+    intent_sweep_interval_s: float = Field(default=600.0, gt=0)
+    # Object store client (MinIO/S3): seconds to connect, seconds of silence mid-response,
+    # and retries, so a hung store fails a request in seconds, not minutes.
+    minio_connect_timeout_s: float = Field(default=5.0, gt=0)
+    minio_read_timeout_s: float = Field(default=30.0, gt=0)
+    minio_retries: int = Field(default=2, ge=0)
 
     # Takedown webhooks: attempts in all, and the wait before the first retry in
     # seconds, doubling each time (capped at an hour): 30 s ... about 1 h 4 min.

@@ -169,7 +169,9 @@ def decide_channel(
     if media.status in (MediaStatus.QUEUED, MediaStatus.SCREENING):
         reasons.append(Reason(rc.SCREENING_PENDING))
     elif media.status == MediaStatus.FAILED:
-        reasons.append(Reason(rc.SCREENING_FAILED, {"error": media.error or ""}))
+        failure = ({"failure": media.failure_code, **(media.failure_data or {})}
+                   if media.failure_code else {})
+        reasons.append(Reason(rc.SCREENING_FAILED, {"error": media.error or "", **failure}))
     elif media.status == MediaStatus.PURGED:
         reasons.append(Reason(rc.PURGED))
     elif media.status == MediaStatus.REJECTED:

@@ -40,6 +40,16 @@ REDACTION_NEEDS_APPROVAL = "redaction_needs_approval"  # channel
 REDACTION_CHECK_FAILED = "redaction_check_failed"  # what, box, channel, frame (videos)
 CHANGED_WHILE_PUBLISHING = "changed_while_publishing"  # frames, screened (videos)
 
+# Why screening failed (media.failure_code with media.failure_data), carried as `failure`
+# and its data in SCREENING_FAILED.
+SCREENING_CRASHED = "screening_crashed"  # attempts: deliveries that never ended
+SCREENING_TIMED_OUT = "screening_timed_out"  # limit_s
+STORAGE_UNAVAILABLE = "storage_unavailable"  # transient, since (ISO time)
+DATABASE_UNAVAILABLE = "database_unavailable"  # transient, since
+SCREENING_ERROR = "screening_error"  # the file was refused or the engine failed
+# Failures that say nothing about the file: re-screened once the store answers again.
+TRANSIENT_FAILURES = (STORAGE_UNAVAILABLE, DATABASE_UNAVAILABLE)
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:

@@ -31,6 +31,7 @@ from models.clock import utcnow
 from models.db import transaction
 from models.orm import Channel, Face, Media, MediaKind, Publication, Role
 from models.repositories.media import MediaRepository, PublicationRepository
+from services.core import intents
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.clock import local_today
@@ -176,6 +177,9 @@ def _make_copy(session: Session, store: ObjectStore, settings: Settings, media: 
         body = clean_video_copy(store, media.original_key, expected_frames=media.frames_screened)
         suffix, content_type = VIDEO_SUFFIX, VIDEO_TYPE
     key = f"published/{media.org_id}/{publication_id}.{suffix}"
+    # Committed before the write; _commit links it. A copy whose publish is refused or
+    # crashes is deleted at once, or by the intent sweep (services/core/intents.py).
+    intents.record(key, session=session)
     store.put(key, body, content_type=content_type)
     return _Copy(key=key, blurred=blurred)
 
@@ -211,6 +215,7 @@ def _commit(sessions: sessionmaker[Session], store: ObjectStore, settings: Setti
             published_by=principal.actor, published_at=utcnow(),
             blurred_faces=copy.blurred, idempotency_key=idempotency_key,
         )
+        intents.link(session, copy.key)
         try:
             with session.begin_nested():
                 repo.add(publication)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from models.clock import utcnow
 from models.orm import Channel, Face, Media, MediaKind, MediaStatus, Role
 from models.repositories.review import ReviewRepository
+from services.core import intents
 from services.core.auth import Principal
 from services.core.config import Settings
 from services.core.errors import ConsentGateError, Gone, NotFound
@@ -303,6 +304,9 @@ def preview_clip(store: ObjectStore, media: Media) -> bytes:
             return store.get(key)
         clip = clean_video_copy(store, media.original_key,
                                 expected_frames=media.frames_screened)
+        # The medium's row owns it (derived folder); if the medium is purged meanwhile,
+        # the intent sweep finds no owner and deletes it.
+        intents.record(key)
         store.put(key, clip, content_type="video/webm")
         return clip
 

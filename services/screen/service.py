@@ -31,8 +31,8 @@ from models.repositories.organisations import OrganisationRepository
 from services.biometrics.gallery import engine_for, gallery
 from services.core.audit import SystemActor
 from services.core.audit import record as audit
-from services.core.config import Settings
-from services.core.errors import scrub
+from services.core.config import Settings, get_settings
+from services.core.errors import StorageUnavailable, scrub
 from services.core.jobs import enqueue
 from services.core.uow import lock_for_change
 from services.gate import reasons as rc
@@ -45,6 +45,9 @@ from workers.engine.types import ScreenedFace
 log = logging.getLogger(__name__)
 
 SCREEN_TASK = "consentgate.screen_media"
+# A key nothing is stored under: asking for it shows whether the store answers.
+PROBE_KEY = "probe/consentgate-health"
+CRASHED = "crashed"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ def _stale(session: Session, media: Media) -> bool:
     return is_stale(media, ConsentFacts(match_epoch={media.org_id: epoch}))
 
 
-def _claim(sessions: sessionmaker[Session], media_id: uuid.UUID) -> _Claim | None:
+def _claim(sessions: sessionmaker[Session], media_id: uuid.UUID,
+           settings: Settings | None = None) -> _Claim | str | None:
+    """A _Claim to screen it, CRASHED if its deliveries have all crashed, or None."""
+    settings = settings or get_settings()
     with transaction(sessions) as session:
         media = MediaRepository(session).get_for_screening(media_id)
         if media is None:
@@ -78,8 +84,22 @@ def _claim(sessions: sessionmaker[Session], media_id: uuid.UUID) -> _Claim | Non
             session, media)
         if media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING) and not rescreen:
             return None
+        if (media.status == MediaStatus.QUEUED and media.retry_at is not None
+                and media.retry_at > utcnow()):
+            # Waiting out a transient error; the sweep sends it when its time comes.
+            return None
+        if media.status in (MediaStatus.QUEUED, MediaStatus.SCREENING) and (
+                media.attempts >= settings.max_attempts):
+            crashed = True
+        else:
+            crashed = False
+        if crashed:
+            return CRASHED
         media.status = MediaStatus.SCREENING.value
         media.status_changed_at = utcnow()
+        media.retry_at = None
+        # Counted before the engine runs, durably: a delivery that kills the worker
+        # leaves it counted; one that ends (saved, or waiting out an outage) takes it back.
         media.attempts += 1
         orgs = OrganisationRepository(session)
         return _Claim(
@@ -96,8 +116,11 @@ def screen(
     sessions: sessionmaker[Session], store: ObjectStore, settings: Settings, media_id: uuid.UUID
 ) -> str | None:
     """Screen the medium; return its new status, or None if there was nothing to do."""
-    claim = _claim(sessions, media_id)
-    if claim is None:
+    claim = _claim(sessions, media_id, settings)
+    if claim is CRASHED:
+        # Every earlier delivery began and never ended: the file kills the worker.
+        return fail_if_crashed(sessions, settings, media_id)
+    if not isinstance(claim, _Claim):
         return None
     with transaction(sessions, write=False) as session:
         faces_gallery = gallery(session, settings, claim.org_id, claim.gallery_version)
@@ -149,6 +172,9 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
         media.status = status.value
         media.status_changed_at = media.screened_at = utcnow()
         media.error = None
+        media.attempts = 0
+        media.failure_code = media.failure_data = None
+        media.transient_since = media.retry_at = None
         media.screened_match_epoch = claim.match_epoch
         media.screened_gallery_version = claim.gallery_version
         media.frames_screened = found.frames
@@ -171,8 +197,10 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
 
 
 def mark_failed(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UUID,
-                error: str) -> None:
-    """Fail closed: a medium whose screening failed is blocked and goes to SLT review."""
+                error: str, *, code: str = rc.SCREENING_ERROR,
+                data: dict[str, Any] | None = None) -> None:
+    """Fail closed: a medium whose screening failed is blocked and goes to SLT review.
+    `code` and `data` say why (words are made at the edge); `error` is for the logs."""
     with transaction(sessions) as session:
         org_id = MediaRepository(session).org_of(media_id)
         if org_id is None:
@@ -181,16 +209,141 @@ def mark_failed(sessions: sessionmaker[Session], settings: Settings, media_id: u
         media = MediaRepository(session).get_for_screening(media_id)
         if media is None or media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING):
             return
-        media.status = MediaStatus.FAILED.value
-        # `media.error` is shown to people: hosts, buckets and keys go to the log only.
-        log.warning("screening of media %s failed: %s", media_id, error)
-        media.error = scrub(error, limit=2000)
+        _fail(session, settings, media, error, code, data)
+
+
+def _fail(session: Session, settings: Settings, media: Media, error: str, code: str,
+          data: dict[str, Any] | None) -> None:
+    """The caller holds the gate lock (or takes none yet: taken here)."""
+    lock_for_change(session, media.org_id)
+    media.status = MediaStatus.FAILED.value
+    # `media.error` is shown to people: hosts, buckets and keys go to the log only.
+    log.warning("screening of media %s failed: %s", media.id, error)
+    media.error = scrub(error, limit=2000)
+    media.failure_code = code
+    media.failure_data = data
+    media.retry_at = None
+    media.status_changed_at = utcnow()
+    session.flush()
+    audit(session, SystemActor("screening", media.org_id), "media.screening_failed",
+          f"media:{media.id}", {"error": media.error, "code": code, **(data or {})})
+    takedown.redecide(session, settings, SystemActor("screening", media.org_id),
+                      media.org_id, [media], trigger="screening failed")
+
+
+def fail_if_crashed(sessions: sessionmaker[Session], settings: Settings,
+                    media_id: uuid.UUID) -> str | None:
+    """Fail a medium waiting for screening whose last `max_attempts` deliveries all began
+    and never ended (a file that kills the worker), so it is not sent again for ever.
+    Returns "failed" if it did."""
+    with transaction(sessions) as session:
+        org_id = MediaRepository(session).org_of(media_id)
+        if org_id is None:
+            return None
+        lock_for_change(session, org_id)
+        media = MediaRepository(session).get_for_screening(media_id)
+        if (media is None or media.status not in (MediaStatus.QUEUED, MediaStatus.SCREENING)
+                or media.attempts < settings.max_attempts):
+            return None
+        attempts = media.attempts
+        log.error("media %s crashed the screening %d times; failing it", media_id, attempts)
+        _fail(session, settings, media, f"screening crashed {attempts} times",
+              rc.SCREENING_CRASHED, {"attempts": attempts})
+        return MediaStatus.FAILED.value
+
+
+def retry_wait_s(settings: Settings, outage_s: float) -> float | None:
+    """Seconds to wait before trying again, `outage_s` into a run of transient errors;
+    None once the run has lasted the retry horizon (then the medium fails, transiently).
+    Each wait is as long as the outage so far, so the waits double (15, 15, 30, 60 ...)."""
+    if outage_s >= settings.retry_horizon_s:
+        return None
+    return min(max(outage_s, settings.retry_backoff_s), settings.retry_max_backoff_s)
+
+
+def retry_schedule(settings: Settings) -> list[float]:
+    """The waits a medium goes through in an outage that never ends, until it fails:
+    their sum is how long transient errors are retried (>= retry_horizon_s)."""
+    waits: list[float] = []
+    elapsed = 0.0
+    while (wait := retry_wait_s(settings, elapsed)) is not None:
+        waits.append(wait)
+        elapsed += wait
+    return waits
+
+
+def defer(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UUID,
+          code: str, error: str) -> float | None:
+    """A transient error (storage, database) stopped this screening: put the medium back
+    in the queue to be tried again after a wait (the sweep sends it then), and give back
+    the attempt it counted. Once the errors have lasted the retry horizon it fails with
+    `code` instead, marked transient, and is screened again when the store answers
+    (requeue_transient_failures). Returns the wait, or None if it failed or was not
+    being screened."""
+    with transaction(sessions) as session:
+        org_id = MediaRepository(session).org_of(media_id)
+        if org_id is None:
+            return None
+        lock_for_change(session, org_id)
+        media = MediaRepository(session).get_for_screening(media_id)
+        if media is None or media.status != MediaStatus.SCREENING:
+            return None
+        now = utcnow()
+        since = media.transient_since or now
+        media.transient_since = since
+        media.attempts = max(0, media.attempts - 1)
+        wait = retry_wait_s(settings, (now - since).total_seconds())
+        if wait is None:
+            _fail(session, settings, media, error, code,
+                  {"transient": True, "since": since.isoformat()})
+            return None
+        media.status = MediaStatus.QUEUED.value
+        media.status_changed_at = now
+        media.retry_at = now + timedelta(seconds=wait)
+        log.warning("media %s: %s; trying again in %.0f s", media_id, error, wait)
+        return wait
+
+
+def requeue_transient_failures(sessions: sessionmaker[Session], store: ObjectStore,
+                               settings: Settings) -> int:
+    """If the store answers, queue again every medium that failed for a transient reason
+    (an outage outlasted the retries): failed is fail-closed, queued is too."""
+    with transaction(sessions, write=False) as session:
+        ids = MediaRepository(session).failed_with(rc.TRANSIENT_FAILURES)
+    if not ids:
+        return 0  # nothing waits on the store: do not spend a worker on a hung one
+    try:
+        store.exists(PROBE_KEY)
+    except StorageUnavailable as exc:
+        log.info("store still unavailable; transient failures stay failed: %s", exc)
+        return 0
+    for media_id in ids:
+        _requeue(sessions, media_id)
+    if ids:
+        log.warning("re-queued %d media that failed while the store was unavailable", len(ids))
+    return len(ids)
+
+
+def _requeue(sessions: sessionmaker[Session], media_id: uuid.UUID) -> None:
+    with transaction(sessions) as session:
+        repo = MediaRepository(session)
+        org_id = repo.org_of(media_id)
+        if org_id is None:
+            return
+        lock_for_change(session, org_id)
+        media = repo.get_for_screening(media_id)
+        if (media is None or media.status != MediaStatus.FAILED
+                or media.failure_code not in rc.TRANSIENT_FAILURES):
+            return
+        media.status = MediaStatus.QUEUED.value
         media.status_changed_at = utcnow()
+        media.error = media.failure_code = media.failure_data = None
+        media.transient_since = media.retry_at = None
+        media.attempts = 0
         session.flush()
-        audit(session, SystemActor("screening", media.org_id), "media.screening_failed",
-              f"media:{media_id}", {"error": media.error})
-        takedown.redecide(session, settings, SystemActor("screening", org_id), org_id, [media],
-                          trigger="screening failed")
+        audit(session, SystemActor("screening", org_id), "media.requeued",
+              f"media:{media_id}", {"why": "the store answers again"})
+        enqueue(session, SCREEN_TASK, str(media_id))
 
 
 def dispatch_rescreens(sessions: sessionmaker[Session], org_id: uuid.UUID | None = None) -> int:
@@ -224,22 +377,34 @@ def rescreen_progress(session: Session, org_id: uuid.UUID) -> RescreenProgress:
 
 def sweep_stuck(sessions: sessionmaker[Session], settings: Settings,
                 now: datetime | None = None) -> int:
-    """Re-enqueue media left queued or screening too long (lost message, killed worker),
-    and every stale medium."""
+    """Re-enqueue media left queued too long (lost message, broker down at commit),
+    queued whose retry time has come, or screening past the time limit (killed worker);
+    fail those whose deliveries all crashed; queue every stale medium."""
     now = now or utcnow()
-    # A medium still screening within its time limit is being worked on, not stuck.
-    screening_cutoff = now - timedelta(seconds=settings.screening_time_limit_s + 120)
+    # A medium screening within its time limit (plus the grace in which the worker
+    # hard-kills it) is being worked on, not stuck. With the beat interval this bounds
+    # redelivery at time limit + grace + interval (docs/safety.md, Recovery).
+    screening_cutoff = now - timedelta(
+        seconds=settings.screening_time_limit_s + settings.screening_grace_s)
     with transaction(sessions) as session:
         repo = MediaRepository(session)
-        stuck = repo.stuck(now - timedelta(seconds=settings.stuck_after_s), screening_cutoff)
+        stuck = repo.due_for_screening(now - timedelta(seconds=settings.stuck_after_s),
+                                       screening_cutoff, now)
+        crashed: list[uuid.UUID] = []
         for media_id in stuck:
             media = repo.get_for_screening(media_id)
             if media is None:
                 continue
+            if media.attempts >= settings.max_attempts:
+                crashed.append(media_id)
+                continue
             # Touch the row so the next sweep waits a full interval before re-sending.
             media.status_changed_at = utcnow()
+            media.retry_at = None
             enqueue(session, SCREEN_TASK, str(media_id))
+    for media_id in crashed:
+        fail_if_crashed(sessions, settings, media_id)
     if stuck:
-        log.warning("re-enqueued %d stuck media", len(stuck))
+        log.warning("re-enqueued %d stuck media", len(stuck) - len(crashed))
     dispatch_rescreens(sessions)
     return len(stuck)

@@ -23,7 +23,7 @@ from models.db import on_rollback
 from models.orm import Device, Media, MediaStatus, Role
 from models.repositories.media import MediaRepository
 from models.repositories.sessions import PhotoSessionRepository
-from services.core import validate
+from services.core import intents, validate
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.clock import local_today
@@ -202,9 +202,13 @@ def accept_upload(
                 status_changed_at=utcnow(),
             )
         )
+        # Intent first (committed on its own), so an object the store lands late, after
+        # this request gave up, is found and deleted by the intent sweep.
+        intents.record(key, session=session)
         with path.open("rb") as fh:
             store.put(key, fh, length=size, content_type=sniffed.mime)
         on_rollback(session, lambda: store.delete(key))
+        intents.link(session, key)
     if form.device == Device.PERSONAL:
         notices.append(
             "This was taken on a personal device. It has been uploaded safely; now delete the "

@@ -10,7 +10,7 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from services.biometrics import reenrol
-from services.core import outbox, runtime
+from services.core import intents, outbox, runtime
 from services.core.celery_app import app
 from services.core.config import get_settings
 from services.core.errors import TransientError
@@ -83,3 +83,9 @@ def reenrol_templates(self: Task, job_id: str) -> str:
         log.exception("re-enrolment crashed for job %s", job_id)
         reenrol.mark_failed(sessions, jid, f"internal error: {type(exc).__name__}")
         return "failed"
+
+
+@app.task(name="consentgate.sweep_intents", acks_late=True, reject_on_worker_lost=True)
+def sweep_intents() -> int:
+    """Delete every version of objects whose write intent was never linked by a row."""
+    return len(intents.sweep(runtime.sessions(), runtime.store(), get_settings()).deleted)

@@ -1,7 +1,7 @@
 """A register at school scale: registration groups from the MIS, API keys that expire
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 
 Written by hand.
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0006'
-down_revision: str | None = '0004'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
