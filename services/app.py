@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from services.api import errors
 from services.api.errors import error_body
-from services.api.routes import lifecycle, media, public, pupils, review
-from services.core import runtime
+from services.api.routes import lifecycle, media, ops, public, pupils, review
+from services.core import metrics
 from services.core.config import get_settings
 from services.web import install as install_web_pages
 
@@ -45,13 +44,8 @@ def create_app() -> FastAPI:
             )
         return await call_next(request)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        with runtime.sessions()() as session:
-            session.execute(text("SELECT 1"))
-        runtime.store().exists("healthz")
-        return {"status": "ok"}
-
+    # /healthz (no dependencies), /readyz (database, broker, store), /metrics.
+    app.include_router(ops.make_router(metrics.make_registry()))
     app.include_router(pupils.router)
     app.include_router(media.router)
     app.include_router(public.router)

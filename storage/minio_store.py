@@ -34,7 +34,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.versioningconfig import VersioningConfig
 from urllib3.util import Retry, Timeout
 
-from services.core.errors import ObjectNotFound, StorageUnavailable
+from services.core.errors import BucketMissing, ObjectNotFound, StorageUnavailable
 from storage.filesystem import (
     CHUNK_SIZE,
     atomic_writer,
@@ -122,14 +122,20 @@ def _translate_errors(key: str | None = None) -> Iterator[None]:
     except S3Error as exc:
         if key is not None and exc.code in ("NoSuchKey", "NoSuchVersion"):
             raise ObjectNotFound(f"no object {key!r}", key=key) from exc
+        if exc.code == "NoSuchBucket":
+            # Production buckets are provisioned by the deployment; without one every
+            # upload would fail, so say so plainly (503, readiness fails) instead of a 500.
+            raise BucketMissing("the storage bucket does not exist; an administrator "
+                                "must create it") from exc
         if exc.code in _TRANSIENT_S3_CODES:
             raise StorageUnavailable(f"object store error {exc.code}", code=exc.code) from exc
         raise
     except (ServerError, InvalidResponseError) as exc:
         raise StorageUnavailable(f"object store failed: {exc}") from exc
     except urllib3.exceptions.HTTPError as exc:
-        # Connection refused, timeouts, dropped connections, retries exhausted.
-        raise StorageUnavailable(f"object store unreachable: {exc}") from exc
+        # Connection refused, timeouts, dropped connections, retries exhausted. The
+        # message reaches API clients, so it names no host; the cause keeps the detail.
+        raise StorageUnavailable("object store unreachable") from exc
 
 
 class _CountingReader:

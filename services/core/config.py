@@ -86,9 +86,14 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(default=30.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Bearer token for GET /metrics. Production refuses to serve metrics without one
+    # (counts of refusals and takedowns are nobody's business but the operator's);
+    # an embedded install serves them to anyone who can reach it unless one is set.
+    metrics_token: SecretStr | None = None
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
-        for name in ("template_key", "minio_secret_key"):
+        for name in ("template_key", "minio_secret_key", "metrics_token"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value() in KNOWN_DEFAULT_SECRETS:
                 raise ConfigurationError(f"CONSENTGATE_{name.upper()} is a well-known default")

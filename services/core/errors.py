@@ -77,3 +77,10 @@ class ObjectNotFound(NotFound):
 
 class StorageUnavailable(TransientError):
     code = "storage_unavailable"
+
+
+class BucketMissing(StorageUnavailable):
+    """The object store answers but the configured bucket does not exist (never created,
+    or deleted): nothing can be stored until an administrator creates it (HTTP 503)."""
+
+    code = "bucket_missing"
