@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.api import errors
 from services.api.errors import error_body
+from services.api.openapi import install_docs, install_openapi, operation_id
 from services.api.routes import lifecycle, media, ops, public, pupils, review
 from services.core import metrics
 from services.core.config import get_settings
@@ -27,6 +28,10 @@ def create_app() -> FastAPI:
         title="ConsentGate",
         version="1",
         description="Consent-aware image screening for schools.",
+        # Served from local files by services.api.openapi (no CDN).
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     errors.install(app)
 
@@ -52,4 +57,6 @@ def create_app() -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(review.router)
     install_web_pages(app)
+    install_docs(app)
+    install_openapi(app)
     return app

@@ -7,13 +7,14 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.orm import Channel, DeliveryStatus, MediaKind, MediaStatus
 from services.api.schemas import PublicationOut
 
 
 class TakedownOut(BaseModel):
     publication_id: uuid.UUID
     media_id: uuid.UUID
-    channel: str
+    channel: Channel
     url: str
     published_at: datetime
     taken_down_at: datetime
@@ -35,7 +36,8 @@ class WebhookDeliveryOut(BaseModel):
     id: uuid.UUID
     event: str
     publication_id: uuid.UUID | None
-    status: str = Field(description="pending, delivered or failed (every attempt failed)")
+    status: DeliveryStatus = Field(
+        description="pending, delivered or failed (every attempt failed)")
     attempts: int
     created_at: datetime
     last_attempt_at: datetime | None
@@ -69,8 +71,8 @@ class LegalHoldsOut(BaseModel):
 
 class PupilMediumOut(BaseModel):
     media_id: uuid.UUID
-    kind: str
-    status: str
+    kind: MediaKind
+    status: MediaStatus
     event: str
     purpose: str
     captured_on: date | None

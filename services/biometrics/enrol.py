@@ -22,11 +22,16 @@ from services.core.audit import SystemActor
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.config import Settings
-from services.core.errors import InvalidInput
+from services.core.errors import InvalidInput, TooLarge, Undecodable, UnsupportedMediaType
 from storage.base import ObjectStore
 from workers.engine.errors import MediaRejected
 from workers.engine.imaging import MediaKind, decode_image, sniff
 from workers.engine.types import Encoding, EnrolmentRejected
+
+_REJECTED: dict[str, type[InvalidInput]] = {
+    "too_large": TooLarge, "unsupported_media_type": UnsupportedMediaType,
+    "undecodable": Undecodable,
+}
 
 
 def compute_template(settings: Settings, data: bytes) -> Encoding:
@@ -36,7 +41,8 @@ def compute_template(settings: Settings, data: bytes) -> Encoding:
             raise InvalidInput("a reference photo must be a still image, not a video")
         rgb = decode_image(data, max_pixels=settings.max_image_pixels)
     except MediaRejected as exc:
-        raise InvalidInput(exc.message, code=exc.code) from exc
+        # The same status and code as an upload refused for the same reason (413/415/422).
+        raise _REJECTED.get(exc.code, InvalidInput)(exc.message, **exc.details) from exc
     try:
         return engine_for(settings).reference_template(rgb)
     except EnrolmentRejected as exc:
