@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from celery import Celery
 
+from services.core import embedded_broker
 from services.core.config import get_settings
 
 
 def _transport_options(url: str) -> dict[str, object]:
     if url.startswith("sqla+"):
-        # kombu's SQLAlchemy transport hands its options to create_engine().
-        return {}
+        # The embedded broker polls; see services.core.embedded_broker for the figure.
+        embedded_broker.install()
+        return {"polling_interval": embedded_broker.POLLING_INTERVAL_S}
     # Redis: a screening unacknowledged for an hour (worker lost) is redelivered.
     return {"visibility_timeout": 3600}
 
