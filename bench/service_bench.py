@@ -397,6 +397,16 @@ def distributed(workers: int, database_url: str, broker_url: str, s3: str,
 
 
 def reset_distributed(database_url: str, broker_url: str, s3: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = create_engine(url.set(database="postgres"), poolclass=NullPool,
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                        {"d": url.database}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
