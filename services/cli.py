@@ -40,10 +40,45 @@ DATA_DIR_HELP = ("Where the embedded database, broker and files live "
                  "[env CONSENTGATE_DATA_DIR; default ./consentgate-data].")
 
 
-@click.group()
+def plain_error(exc: Exception) -> str:
+    """One line an administrator can act on, for an error no command handled."""
+    from sqlalchemy.exc import OperationalError
+
+    from services.core.config import ConfigurationError
+    from services.core.errors import ConsentGateError
+
+    if isinstance(exc, ConsentGateError):
+        return exc.message
+    if isinstance(exc, ConfigurationError):
+        return str(exc)
+    if isinstance(exc, OperationalError):
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else ""
+        return f"the database is not reachable ({first})"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class PlainErrors(click.Group):
+    """An error no command handled prints one plain line and exits 1; `--debug` (before
+    the command) shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(
+                plain_error(exc) + " (run with --debug for the details)") from None
+
+
+@click.group(cls=PlainErrors)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, debug: bool) -> None:
     """ConsentGate: consent-aware image screening for schools."""
     _settings_reset(data_dir)
     if ctx.invoked_subcommand == "serve":
