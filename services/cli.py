@@ -84,7 +84,8 @@ def main(ctx: click.Context, data_dir: Path | None, debug: bool) -> None:
     if ctx.invoked_subcommand == "serve":
         return  # serve may name its own --data-dir; it prepares and migrates itself
     _prepare_embedded()
-    if ctx.invoked_subcommand not in (None, "migrate"):
+    # wait-ready only polls a URL: it must not migrate while `serve` does.
+    if ctx.invoked_subcommand not in (None, "migrate", "wait-ready"):
         _upgrade_embedded()
 
 
