@@ -151,8 +151,14 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool,
         threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
     try:
         from services.app import create_app
+        from services.core import logs
 
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        json_logs = logs.configure(settings.log_format)
+        # log_config=None: uvicorn then leaves logging as logs.configure() set it.
+        from uvicorn.config import LOGGING_CONFIG
+
+        uvicorn.run(create_app(), host=host, port=port, log_level="info",
+                    log_config=None if json_logs else LOGGING_CONFIG)
     finally:
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
@@ -179,6 +185,17 @@ def _exit_with(worker: subprocess.Popen[bytes]) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _json_logs_for_celery(log_format: str) -> None:
+    """With CONSENTGATE_LOG_FORMAT=json, Celery keeps the JSON handler (setup_logging
+    connected means Celery configures no logging of its own)."""
+    from celery.signals import setup_logging
+
+    from services.core import logs
+
+    if logs.configure(log_format):
+        setup_logging.connect(lambda **_: logs.configure(log_format), weak=False)
+
+
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, type=int)
 @click.option("--beat", is_flag=True, help="Also run the periodic scheduler (one per site).")
@@ -196,6 +213,7 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from services.core.config import get_settings
     from workers.celery_app import app
 
+    _json_logs_for_celery(get_settings().log_format)
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
             "-Q", "consentgate", "--without-gossip", "--without-mingle"]
     if beat:
@@ -210,6 +228,7 @@ def beat(loglevel: str) -> None:
     from services.core.config import get_settings
     from workers.celery_app import app
 
+    _json_logs_for_celery(get_settings().log_format)
     schedule = get_settings().data_dir.resolve() / "beat-schedule"
     app.start(argv=["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 

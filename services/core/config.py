@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # (counts of refusals and takedowns are nobody's business but the operator's);
     # an embedded install serves them to anyone who can reach it unless one is set.
     metrics_token: SecretStr | None = None
+    # "json": one JSON object a line on stderr (services.core.logs); "text": as uvicorn
+    # and Celery print them.
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
