@@ -51,10 +51,13 @@ lint: setup
 pytest: setup
 	.venv/bin/pytest
 
+# The service-path section needs PostgreSQL and Redis too (`make services`); it drops the
+# schema of CONSENTGATE_BENCH_DATABASE_URL (default database consentgate_bench).
 bench: setup
 	.venv/bin/python bench/screen_bench.py
 	.venv/bin/python bench/import_bench.py
 	.venv/bin/python bench/templates_bench.py
+	.venv/bin/python bench/service_bench.py
 
 migrate: setup
 	.venv/bin/consentgate --data-dir $(DATA_DIR) migrate

@@ -7,16 +7,16 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from services.api import errors
 from services.api.errors import error_body
+from services.api.openapi import install_docs, install_openapi, operation_id
 from services.api.routes import biometrics as biometrics_routes
 from services.api.routes import imports as import_routes
-from services.api.routes import lifecycle, media, public, pupils, review
+from services.api.routes import lifecycle, media, ops, public, pupils, review
 from services.api.routes import sessions as photo_sessions
 from services.api.routes import tokens as token_routes
-from services.core import runtime
+from services.core import metrics
 from services.core.config import get_settings
 from services.web import install as install_web_pages
 
@@ -32,6 +32,10 @@ def create_app() -> FastAPI:
         title="ConsentGate",
         version="1",
         description="Consent-aware image screening for schools.",
+        # Served from local files by services.api.openapi (no CDN).
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     errors.install(app)
 
@@ -49,13 +53,8 @@ def create_app() -> FastAPI:
             )
         return await call_next(request)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        with runtime.sessions()() as session:
-            session.execute(text("SELECT 1"))
-        runtime.store().exists("healthz")
-        return {"status": "ok"}
-
+    # /healthz (no dependencies), /readyz (database, broker, store), /metrics.
+    app.include_router(ops.make_router(metrics.make_registry()))
     app.include_router(pupils.router)
     app.include_router(media.router)
     app.include_router(public.router)
@@ -66,4 +65,6 @@ def create_app() -> FastAPI:
     app.include_router(biometrics_routes.router)
     app.include_router(photo_sessions.router)
     install_web_pages(app)
+    install_docs(app)
+    install_openapi(app)
     return app

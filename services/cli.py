@@ -47,16 +47,52 @@ DATA_DIR_HELP = ("Where the embedded database, broker and files live "
                  "[env CONSENTGATE_DATA_DIR; default ./consentgate-data].")
 
 
-@click.group()
+def plain_error(exc: Exception) -> str:
+    """One line an administrator can act on, for an error no command handled."""
+    from sqlalchemy.exc import OperationalError
+
+    from services.core.config import ConfigurationError
+    from services.core.errors import ConsentGateError
+
+    if isinstance(exc, ConsentGateError):
+        return exc.message
+    if isinstance(exc, ConfigurationError):
+        return str(exc)
+    if isinstance(exc, OperationalError):
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else ""
+        return f"the database is not reachable ({first})"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class PlainErrors(click.Group):
+    """An error no command handled prints one plain line and exits 1; `--debug` (before
+    the command) shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(
+                plain_error(exc) + " (run with --debug for the details)") from None
+
+
+@click.group(cls=PlainErrors)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, debug: bool) -> None:
     """ConsentGate: consent-aware image screening for schools."""
     _settings_reset(data_dir)
     if ctx.invoked_subcommand == "serve":
         return  # serve may name its own --data-dir; it prepares and migrates itself
     _prepare_embedded()
-    if ctx.invoked_subcommand not in (None, "migrate"):
+    # wait-ready only polls a URL: it must not migrate while `serve` does.
+    if ctx.invoked_subcommand not in (None, "migrate", "wait-ready"):
         _upgrade_embedded()
 
 
@@ -122,8 +158,14 @@ def serve(host: str, port: int, concurrency: int, no_worker: bool,
         threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
     try:
         from services.app import create_app
+        from services.core import logs
 
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        json_logs = logs.configure(settings.log_format)
+        # log_config=None: uvicorn then leaves logging as logs.configure() set it.
+        from uvicorn.config import LOGGING_CONFIG
+
+        uvicorn.run(create_app(), host=host, port=port, log_level="info",
+                    log_config=None if json_logs else LOGGING_CONFIG)
     finally:
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
@@ -150,6 +192,17 @@ def _exit_with(worker: subprocess.Popen[bytes]) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _json_logs_for_celery(log_format: str) -> None:
+    """With CONSENTGATE_LOG_FORMAT=json, Celery keeps the JSON handler (setup_logging
+    connected means Celery configures no logging of its own)."""
+    from celery.signals import setup_logging
+
+    from services.core import logs
+
+    if logs.configure(log_format):
+        setup_logging.connect(lambda **_: logs.configure(log_format), weak=False)
+
+
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, type=int)
 @click.option("--beat", is_flag=True, help="Also run the periodic scheduler (one per site).")
@@ -167,6 +220,7 @@ def worker(concurrency: int, beat: bool, loglevel: str) -> None:
     from services.core.config import get_settings
     from workers.celery_app import app
 
+    _json_logs_for_celery(get_settings().log_format)
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
             "-Q", "consentgate", "--without-gossip", "--without-mingle"]
     if beat:
@@ -181,6 +235,7 @@ def beat(loglevel: str) -> None:
     from services.core.config import get_settings
     from workers.celery_app import app
 
+    _json_logs_for_celery(get_settings().log_format)
     schedule = get_settings().data_dir.resolve() / "beat-schedule"
     app.start(argv=["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
 

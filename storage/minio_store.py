@@ -35,7 +35,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.versioningconfig import VersioningConfig
 from urllib3.util import Retry, Timeout
 
-from services.core.errors import ObjectNotFound, StorageUnavailable
+from services.core.errors import BucketMissing, ObjectNotFound, StorageUnavailable
 from storage.filesystem import (
     CHUNK_SIZE,
     atomic_writer,
@@ -134,6 +134,11 @@ def _translate_errors(key: str | None = None) -> Iterator[None]:
         if key is not None and exc.code in ("NoSuchKey", "NoSuchVersion"):
             log.warning("object store: no object %r (%s)", key, exc.code)
             raise ObjectNotFound(MISSING) from exc
+        if exc.code == "NoSuchBucket":
+            # Production buckets are provisioned by the deployment; without one every
+            # upload would fail, so say so plainly (503, readiness fails) instead of a 500.
+            raise BucketMissing("the storage bucket does not exist; an administrator "
+                                "must create it") from exc
         if exc.code in _TRANSIENT_S3_CODES:
             log.warning("object store error %s on %r: %s", exc.code, key, exc)
             raise StorageUnavailable(FAILED, s3_code=exc.code) from exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -54,3 +57,45 @@ def test_serve_takes_data_dir_after_the_subcommand(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=40)
         log.close()
+
+
+def _first_steps_block() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## First steps with the embedded default", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_first_steps_run_as_written_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """The block is run by bash in a fresh project folder (the repository's files
+    linked in, a data directory that does not exist yet), with two changes: port 8000
+    may be taken on a shared machine, so a free port stands in for it; and `make run &`
+    is replaced by the command the README gives beside it, because make's setup step,
+    run from a second folder, would re-sync the virtualenv the tests are running in."""
+    faces = ROOT.parent / "shared" / "faces"
+    project = tmp_path / "work" / "consentgate"
+    project.mkdir(parents=True)
+    for name in ("policies", "services", "models", "storage", "workers", ".venv"):
+        (project / name).symlink_to(ROOT / name)
+    (tmp_path / "work" / "shared").symlink_to(faces.parent)
+    port = str(free_port())
+    block = _first_steps_block()
+    serve = ".venv/bin/consentgate serve --data-dir ./consentgate-data --port 8000"
+    assert block.startswith("make run &") and serve in block
+    script = (serve + " &" + block.removeprefix("make run &")).replace("8000", port)
+    script += 'echo\necho "SLT=$SLT"\n'
+    env = embedded_env(tmp_path / "unused")
+    del env["CONSENTGATE_DATA_DIR"]
+    # Files, not pipes: the server started in the background keeps them open.
+    with (tmp_path / "out").open("w") as stdout, (tmp_path / "err").open("w") as stderr:
+        proc = subprocess.Popen(["bash", "-e", "-c", script], cwd=project, env=env,
+                                stdout=stdout, stderr=stderr, start_new_session=True)
+        try:
+            proc.wait(timeout=240)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert proc.returncode == 0, err[-3000:]
+    upload = json.loads(out.strip().splitlines()[-2])
+    assert upload["status"] == "queued", out
+    assert out.strip().splitlines()[-1].startswith("SLT=cg_")
+    assert (project / "consentgate-data" / "consentgate.db").is_file()

@@ -56,7 +56,8 @@ def status_for(exc: ConsentGateError) -> int:
 
 
 def error_body(code: str, message: str, /, **details: Any) -> dict[str, Any]:
-    # Positional-only: a detail may itself be called "code" or "message".
+    # Positional-only: an error whose details carry a "code" (a store's S3 code, the
+    # engine's refusal code) must not collide with the argument and crash into a 500.
     return {"error": code, "detail": message, **details}
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.orm import Channel, DeliveryStatus, MediaKind, MediaStatus
 from services.api.forms import text_check
 from services.api.schemas import PublicationOut
 
@@ -15,7 +16,7 @@ from services.api.schemas import PublicationOut
 class TakedownOut(BaseModel):
     publication_id: uuid.UUID
     media_id: uuid.UUID
-    channel: str
+    channel: Channel
     url: str
     published_at: datetime
     taken_down_at: datetime
@@ -37,7 +38,8 @@ class WebhookDeliveryOut(BaseModel):
     id: uuid.UUID
     event: str
     publication_id: uuid.UUID | None
-    status: str = Field(description="pending, delivered or failed (every attempt failed)")
+    status: DeliveryStatus = Field(
+        description="pending, delivered or failed (every attempt failed)")
     attempts: int
     created_at: datetime
     last_attempt_at: datetime | None
@@ -71,8 +73,8 @@ class LegalHoldsOut(BaseModel):
 
 class PupilMediumOut(BaseModel):
     media_id: uuid.UUID
-    kind: str
-    status: str
+    kind: MediaKind
+    status: MediaStatus
     event: str
     purpose: str
     captured_on: date | None

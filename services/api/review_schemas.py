@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.orm import Channel, DecisionKind
+from models.orm import Channel, DecisionKind, DecisionState
 from services.api.forms import text_check
-from services.api.schemas import MediaOut
+from services.api.schemas import FaceStatus, MediaOut
 
 
 class FlagOut(BaseModel):
@@ -42,11 +42,11 @@ class SecondIn(BaseModel):
 class DecisionOut(BaseModel):
     id: uuid.UUID
     media_id: uuid.UUID
-    kind: str
-    channels: list[str]
+    kind: DecisionKind
+    channels: list[Channel]
     cleared_faces: list[uuid.UUID]
     justification: str
-    state: str = Field(description="in_force, awaiting_second or declined")
+    state: DecisionState = Field(description="in_force, awaiting_second or declined")
     decided_by: str
     created_at: datetime
     second_by: str | None
@@ -64,7 +64,7 @@ class ReviewFaceOut(BaseModel):
     number: int
     frame: int
     box: tuple[int, int, int, int] = Field(description="top, right, bottom, left in pixels")
-    status: str
+    status: FaceStatus
     pupil_id: uuid.UUID | None
     pupil_name: str | None
     consents: dict[str, ConsentCellOut]
@@ -88,7 +88,7 @@ class ReviewTrackOut(BaseModel):
     start_seconds: float | None = Field(
         description="first_frame / the video's frame rate (None if it cannot be read)")
     end_seconds: float | None
-    status: str = Field(description="the most restrictive status of its faces")
+    status: FaceStatus = Field(description="the most restrictive status of its faces")
     pupil_id: uuid.UUID | None
     pupil_name: str | None
     consents: dict[str, ConsentCellOut]

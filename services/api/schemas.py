@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.orm import BiometricBy, BiometricStatus, Channel, ConsentStatus, GivenBy
+from models.orm import (
+    BiometricBy,
+    BiometricStatus,
+    Channel,
+    ConsentStatus,
+    GivenBy,
+    MediaKind,
+    MediaStatus,
+)
 from services.api.forms import text_check
+
+# One word per face for people (services.gate.decide.face_status).
+FaceStatus = Literal["consented", "unconsented", "withdrawn", "left", "unknown", "uncertain"]
 
 
 class PupilIn(BaseModel):
@@ -23,9 +34,9 @@ class PupilIn(BaseModel):
 
 
 class ConsentOut(BaseModel):
-    channel: str
-    status: str
-    given_by: str
+    channel: Channel
+    status: ConsentStatus
+    given_by: GivenBy
     evidence_ref: str
     recorded_by: str
     recorded_at: datetime
@@ -104,7 +115,7 @@ class FaceOut(BaseModel):
         description="how different the face is from the pupil's reference photos (lower is "
         "more alike; the match threshold is set in CONSENTGATE_MATCH_THRESHOLD)"
     )
-    status: str
+    status: FaceStatus
     # Pupils this face is close to without being clearly one of them (never cleared as
     # "nobody"; their consent still counts): ids and distances, nearest first.
     candidates: list[CandidateOut] = Field(default_factory=list)
@@ -130,7 +141,7 @@ class ChannelDecisionOut(BaseModel):
 class PublicationOut(BaseModel):
     id: uuid.UUID
     media_id: uuid.UUID
-    channel: str
+    channel: Channel
     url: str
     published_at: datetime
     published_by: str
@@ -141,8 +152,8 @@ class PublicationOut(BaseModel):
 
 class MediaOut(BaseModel):
     id: uuid.UUID
-    kind: str
-    status: str
+    kind: MediaKind
+    status: MediaStatus
     event: str
     purpose: str
     device: str
@@ -160,7 +171,7 @@ class MediaOut(BaseModel):
 
 class UploadOut(BaseModel):
     id: uuid.UUID
-    status: str
+    status: MediaStatus
     notices: list[str]
 
 

@@ -60,7 +60,8 @@ def compute_template(settings: Settings, data: bytes) -> Encoding:
         rgb = decode_image(data, max_pixels=settings.max_image_pixels)
     except MediaRejected as exc:
         # The same status and code an upload of the file would get (413, 415 or 422).
-        raise _REJECTED.get(exc.code, InvalidInput)(exc.message, reason_code=exc.code) from exc
+        raise _REJECTED.get(exc.code, InvalidInput)(exc.message, reason_code=exc.code,
+                                                    **exc.details) from exc
     try:
         return engine_for(settings).reference_template(rgb)
     except EnrolmentRejected as exc:

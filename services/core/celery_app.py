@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from services.core import embedded_broker
 from services.core.config import Settings, get_settings
 
 
@@ -21,8 +22,9 @@ def visibility_timeout_s(settings: Settings) -> int:
 
 def _transport_options(url: str, settings: Settings) -> dict[str, object]:
     if url.startswith("sqla+"):
-        # kombu's SQLAlchemy transport hands its options to create_engine().
-        return {}
+        # The embedded broker polls; see services.core.embedded_broker for the figure.
+        embedded_broker.install()
+        return {"polling_interval": embedded_broker.POLLING_INTERVAL_S}
     return {"visibility_timeout": visibility_timeout_s(settings)}
 
 

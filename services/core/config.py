@@ -128,10 +128,17 @@ class Settings(BaseSettings):
     # Re-enrolment recomputes this many reference photos per transaction (progress is
     # committed after each batch, and a redelivered job resumes there).
     reenrol_batch: int = Field(default=8, ge=1, le=500)
+    # Bearer token for GET /metrics. Production refuses to serve metrics without one
+    # (counts of refusals and takedowns are nobody's business but the operator's);
+    # an embedded install serves them to anyone who can reach it unless one is set.
+    metrics_token: SecretStr | None = None
+    # "json": one JSON object a line on stderr (services.core.logs); "text": as uvicorn
+    # and Celery print them.
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
-        for name in ("template_key", "minio_secret_key"):
+        for name in ("template_key", "minio_secret_key", "metrics_token"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value() in KNOWN_DEFAULT_SECRETS:
                 raise ConfigurationError(f"CONSENTGATE_{name.upper()} is a well-known default")

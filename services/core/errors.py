@@ -99,3 +99,10 @@ def scrub(text: str, *, limit: int = 500) -> str:
                     _PORT, _IP):
         text = pattern.sub("[hidden]", text)
     return text[:limit]
+
+
+class BucketMissing(StorageUnavailable):
+    """The object store answers but the configured bucket does not exist (never created,
+    or deleted): nothing can be stored until an administrator creates it (HTTP 503)."""
+
+    code = "bucket_missing"

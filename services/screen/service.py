@@ -169,6 +169,8 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
         flagged = flagged or bool(media.upload_flags)
         status = MediaStatus.NEEDS_REVIEW if flagged else MediaStatus.SCREENED
         orgs = OrganisationRepository(session)
+        # Seconds since the claim set status_changed_at: the screening time (metrics).
+        seconds = round((utcnow() - media.status_changed_at).total_seconds(), 3)
         media.status = status.value
         media.status_changed_at = media.screened_at = utcnow()
         media.error = None
@@ -187,7 +189,8 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
             session, SystemActor("screening", claim.org_id), "media.screened",
             f"media:{media_id}",
             {"status": status.value, "faces": len(found.faces), "unresolved": unresolved,
-             "frames": found.frames, "flags": [f["code"] for f in found.flags or []]},
+             "frames": found.frames, "flags": [f["code"] for f in found.flags or []],
+             "seconds": seconds},
         )
         takedown.redecide(session, settings, SystemActor("screening", claim.org_id),
                           claim.org_id, [media], trigger="screened again")

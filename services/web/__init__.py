@@ -13,7 +13,8 @@ from services.api.errors import status_for
 from services.core.errors import ConsentGateError, Unauthenticated
 from services.web import routes, words
 
-_NOT_PAGES = ("/api/", "/public/", "/static/", "/docs", "/redoc", "/openapi", "/healthz")
+_NOT_PAGES = ("/api/", "/public/", "/static/", "/docs", "/redoc", "/openapi", "/healthz",
+              "/readyz", "/metrics")
 
 
 def _is_page(request: Request) -> bool:
