@@ -116,6 +116,26 @@ class IdentifyIn(BaseModel):
 
     pupil_id: uuid.UUID
     justification: str = Field(min_length=10, max_length=5000)
+    add_as_template: bool = Field(
+        default=False,
+        description="also use this face to recognise the pupil in future (an extra "
+        "template). Only under current biometric consent and if the face passes the "
+        "enrolment gate; a refusal leaves the identification standing and comes back in "
+        "`template`.")
+
+
+class TemplateOut(BaseModel):
+    """What became of `add_as_template`. The identification stands either way."""
+
+    added: bool
+    code: str | None = Field(
+        default=None, description="why not: biometric_consent_not_current, pupil_left, "
+        "no_reference_template, template_limit, template_refused (the enrolment gate; "
+        "`details.gate` says which check), template_inconsistent, template_not_from_photo, "
+        "face_is_another_pupil or identification_awaiting_second")
+    reason: str | None = None
+    details: dict[str, object] = Field(default_factory=dict)
+    templates: int | None = Field(default=None, description="the pupil's templates now")
 
 
 class IdentificationOut(BaseModel):
@@ -131,3 +151,5 @@ class IdentificationOut(BaseModel):
     second_by: str | None
     created_at: datetime
     publications_taken_down: int = 0
+    template: TemplateOut | None = Field(
+        default=None, description="only when add_as_template was asked for")

@@ -12,7 +12,14 @@ from fastapi import APIRouter, Header, Response, status
 from models.orm import Channel, MediaKind, ReviewDecision
 from services.api import present
 from services.api import review_schemas as schemas
-from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
+from services.api.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+    Viewer,
+)
 from services.publish.clean import VIDEO_TYPE
 from services.review import decisions, identify, images
 from services.review.detail import ReviewView, TrackView, review_view
@@ -197,26 +204,41 @@ def reference_photo(pupil_id: uuid.UUID, photo_id: uuid.UUID, session: SessionDe
     )
 
 
-def identification_out(found: identify.Identified) -> schemas.IdentificationOut:
+def identification_out(found: identify.Identified,
+                       learnt: identify.TemplateOutcome | None = None,
+                       ) -> schemas.IdentificationOut:
     r = found.record
     return schemas.IdentificationOut(
         id=r.id, media_id=r.media_id, face_id=r.face_id, pupil_id=r.pupil_id,
         previous_pupil_id=r.previous_pupil_id, state=r.state, justification=r.justification,
         decided_by=r.decider_name, second_by=r.second_name, created_at=r.created_at,
         publications_taken_down=found.taken_down,
+        template=None if learnt is None else schemas.TemplateOut(
+            added=learnt.added, code=learnt.code, reason=learnt.reason,
+            details=learnt.details, templates=learnt.templates),
     )
 
 
 @router.post("/media/{media_id}/faces/{face_id}/identify", status_code=status.HTTP_201_CREATED)
 def identify_face(media_id: uuid.UUID, face_id: uuid.UUID, body: schemas.IdentifyIn,
-                  session: SessionDep, settings: SettingsDep,
-                  principal: CurrentPrincipal) -> schemas.IdentificationOut:
+                  session: SessionDep, sessions: SessionsDep, settings: SettingsDep,
+                  store: StoreDep, principal: CurrentPrincipal) -> schemas.IdentificationOut:
     """SLT name the pupil a face shows. From then on the face counts as that pupil: their
     consent decides, and a withdrawal finds the photo. Correcting a recognised pupil comes
     back `awaiting_second` where the policy wants a second SLT member. 404 for a pupil of
-    another organisation; 409 while screening is unfinished or stale."""
-    return identification_out(identify.identify(session, settings, principal, media_id,
-                                                face_id, body.pupil_id, body.justification))
+    another organisation; 409 while screening is unfinished or stale.
+
+    `add_as_template` also adds the face as an extra template of the pupil. The
+    identification is committed first; the template follows in a transaction of its own,
+    so a refusal (`template.added` false, with a `code`) never undoes the naming."""
+    found = identify.identify(session, settings, principal, media_id, face_id,
+                              body.pupil_id, body.justification)
+    if not body.add_as_template:
+        return identification_out(found)
+    # The naming is durable before the template is tried (see identify.learn_from_naming).
+    session.commit()
+    return identification_out(found, identify.learn_from_naming(sessions, settings,
+                                                                principal, found, store=store))
 
 
 @router.post("/review/identifications/{record_id}/confirm")
