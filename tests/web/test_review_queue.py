@@ -170,9 +170,20 @@ def test_name_a_face_then_that_pupils_consent_decides(
     expect(face).to_have_count(1)
     face.get_by_role("link", name=re.compile("Name this pupil")).click()
     expect(head.get_by_role("heading", level=1)).to_contain_text("Who is face")
+    # Kit is enrolled under face-matching consent, so learning the face is offered, but
+    # never ticked for SLT; Rose has consent but no enrolment photo, and it says so.
+    learn = head.get_by_label(re.compile("Also use this face to recognise"))
+    expect(learn).to_be_visible()
+    expect(learn).not_to_be_checked()
+    expect(head.locator("#name-learn-hint")).to_contain_text(
+        "Not offered for Rose Leslie: Rose Leslie has no enrolment photo yet")
+    _pages_fit(head, "name a face, learning offered")
     head.get_by_label("Search by name or reference").fill("rose")
     head.get_by_role("button", name="Search").click()
     expect(head.locator("#name-form label.inline")).to_have_count(1)
+    expect(head.get_by_label(re.compile("Also use this face to recognise"))).to_have_count(0)
+    expect(head.locator("#name-learn-none")).to_contain_text(
+        "This face cannot be used to recognise Rose Leslie in future")
     _pages_fit(head, "name a face")
     head.get_by_label(re.compile("Rose Leslie")).check()
     head.get_by_label("How you know").fill("I teach Year 5; this is Rose Leslie.")
