@@ -6,7 +6,9 @@ worker and face engine, on the shared public faces."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from tests.biometrics.support import (
 )
 from tests.flow import upload
 from tests.support import create_org, wait_screened
+from tests.web.test_pages import HTML, sign_in
 
 WHY = "I teach this class and know him well."
 
@@ -130,3 +133,52 @@ def test_naming_with_the_tick_teaches_recognition_and_only_then(
     assert again["pupil_id"] == alex and again["status"] == "consented", again
     assert client.get(f"/api/v1/media/{unseen}",
                       headers=slt).json()["channels"]["website"]["allowed"] is True
+
+
+def _page_post(client: TestClient, path: str, csrf: str, data: dict[str, str]) -> Any:
+    return client.post(path, headers={**HTML, "Origin": str(client.base_url)},
+                       data={**data, "csrf": csrf}, follow_redirects=True)
+
+
+def test_the_name_a_face_page_learns_when_ticked_and_says_why_not(
+    client: TestClient, celery_worker: None, faces: Path,
+) -> None:
+    create_org("school")
+    slt_key = secret("school", "slt", "Mrs Khan")
+    slt, staff = bearer(slt_key), bearer(secret("school", "staff"))
+    alex = pupil(client, slt, faces, "alex_lacamoire", ["alex_b.png"], 1)
+    kit = pupil(client, slt, faces, "kit_harington", [], 3, biometric=False)
+    event = upload(client, staff, faces / "events" / "alex_lacamoire1.jpg")
+    kit_photo = upload(client, staff, faces / "events" / "johnsnow_test1.jpg")
+    alex_face = _only_face(client, slt, event)["id"]
+    kit_face = _only_face(client, slt, kit_photo)["id"]
+    csrf = sign_in(client, slt_key)
+
+    # Offered for Alex (enrolled under consent), unticked; not for Kit, with the reason.
+    page = client.get(f"/review/{event}/faces/{alex_face}/name?q=alex", headers=HTML).text
+    box = re.search(r'<input type="checkbox" name="add_as_template"[^>]*>', page)
+    assert box and "checked" not in box.group(0)
+    assert "Also use this face to recognise Alex Lacamoire in future" in page
+    page = client.get(f"/review/{kit_photo}/faces/{kit_face}/name?q=kit", headers=HTML).text
+    assert 'name="add_as_template"' not in page
+    assert "there is no current consent to face matching for Kit Harington" in page
+
+    # Ticked anyway for Kit (a stale page): named, not learnt, and the page says why.
+    done = _page_post(client, f"/review/{kit_photo}/faces/{kit_face}/identify", csrf, {
+        "pupil_id": kit, "justification": WHY, "add_as_template": "true"})
+    assert done.status_code == 200 and done.url.path == f"/review/{kit_photo}"
+    notice = html.unescape(done.text)
+    assert "Named as Kit Harington" in notice
+    assert ("Not used to recognise Kit Harington in future: there is no current consent "
+            "to face matching") in notice
+    assert _only_face(client, slt, kit_photo)["pupil_id"] == kit
+    assert template_rows(kit) == []
+
+    # Ticked for Alex: named and learnt.
+    done = _page_post(client, f"/review/{event}/faces/{alex_face}/identify", csrf, {
+        "pupil_id": alex, "justification": WHY, "add_as_template": "true"})
+    assert done.status_code == 200 and done.url.path == f"/review/{event}"
+    notice = html.unescape(done.text)
+    assert "Named as Alex Lacamoire" in notice
+    assert "From now on ConsentGate also uses this face to recognise Alex Lacamoire" in notice
+    assert len(template_rows(alex)) == 2
