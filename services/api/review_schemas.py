@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.orm import Channel, DecisionKind
 from services.api.forms import text_check
-from services.api.schemas import MediaOut
+from services.api.schemas import MediaOut, ReviewItem
 
 
 class FlagOut(BaseModel):
@@ -153,3 +153,22 @@ class IdentificationOut(BaseModel):
     publications_taken_down: int = 0
     template: TemplateOut | None = Field(
         default=None, description="only when add_as_template was asked for")
+
+
+class ChannelStateOut(BaseModel):
+    state: str = Field(description="published, allowed, decided (SLT decided it) or blocked "
+                       "(SLT must look at it)")
+    reason_codes: list[dict[str, object]] = Field(
+        default_factory=list, description="the gate's reasons, as codes with data")
+
+
+class QueueItemOut(ReviewItem):
+    """One medium of the work queue. `media`, `blocked_channels` (every channel the gate
+    blocks now) and `flags` are as before; the rest is the queue's view of it."""
+
+    waiting: bool = Field(description="a channel it was uploaded for is blocked and "
+                          "undecided: it is in the queue")
+    targets: list[str] = Field(description="the channels it was uploaded for (its purpose)")
+    states: dict[str, ChannelStateOut] = Field(description="one state per target channel")
+    file_name: str | None = Field(default=None, description="the uploaded file's name")
+    uploaded_by: str = Field(default="", description="the uploader's name")
