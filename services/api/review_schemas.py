@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.orm import Channel, DecisionKind, DecisionState
 from services.api.forms import text_check
-from services.api.schemas import FaceStatus, MediaOut
+from services.api.schemas import FaceStatus, MediaOut, ReviewItem
 
 
 class FlagOut(BaseModel):
@@ -116,6 +116,26 @@ class IdentifyIn(BaseModel):
 
     pupil_id: uuid.UUID
     justification: str = Field(min_length=10, max_length=5000)
+    add_as_template: bool = Field(
+        default=False,
+        description="also use this face to recognise the pupil in future (an extra "
+        "template). Only under current biometric consent and if the face passes the "
+        "enrolment gate; a refusal leaves the identification standing and comes back in "
+        "`template`.")
+
+
+class TemplateOut(BaseModel):
+    """What became of `add_as_template`. The identification stands either way."""
+
+    added: bool
+    code: str | None = Field(
+        default=None, description="why not: biometric_consent_not_current, pupil_left, "
+        "no_reference_template, template_limit, template_refused (the enrolment gate; "
+        "`details.gate` says which check), template_inconsistent, template_not_from_photo, "
+        "face_is_another_pupil or identification_awaiting_second")
+    reason: str | None = None
+    details: dict[str, object] = Field(default_factory=dict)
+    templates: int | None = Field(default=None, description="the pupil's templates now")
 
 
 class IdentificationOut(BaseModel):
@@ -131,3 +151,24 @@ class IdentificationOut(BaseModel):
     second_by: str | None
     created_at: datetime
     publications_taken_down: int = 0
+    template: TemplateOut | None = Field(
+        default=None, description="only when add_as_template was asked for")
+
+
+class ChannelStateOut(BaseModel):
+    state: str = Field(description="published, allowed, decided (SLT decided it) or blocked "
+                       "(SLT must look at it)")
+    reason_codes: list[dict[str, object]] = Field(
+        default_factory=list, description="the gate's reasons, as codes with data")
+
+
+class QueueItemOut(ReviewItem):
+    """One medium of the work queue. `media`, `blocked_channels` (every channel the gate
+    blocks now) and `flags` are as before; the rest is the queue's view of it."""
+
+    waiting: bool = Field(description="a channel it was uploaded for is blocked and "
+                          "undecided: it is in the queue")
+    targets: list[str] = Field(description="the channels it was uploaded for (its purpose)")
+    states: dict[str, ChannelStateOut] = Field(description="one state per target channel")
+    file_name: str | None = Field(default=None, description="the uploaded file's name")
+    uploaded_by: str = Field(default="", description="the uploader's name")

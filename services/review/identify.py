@@ -12,17 +12,19 @@ face rows may be replaced by the re-screen), and for a pupil of another organisa
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.clock import utcnow
+from models.db import transaction
 from models.orm import (
     DecisionState,
     Face,
     FaceIdentification,
     MatchStatus,
     Media,
+    MediaKind,
     MediaStatus,
     Pupil,
     Role,
@@ -30,14 +32,17 @@ from models.orm import (
 from models.repositories.identifications import IdentificationRepository
 from models.repositories.pupils import PupilRepository
 from models.repositories.review import ReviewRepository
+from services.biometrics.enrol import add_face_as_template
 from services.core.audit import record as audit
 from services.core.auth import Principal
 from services.core.config import Settings
-from services.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.core.errors import Conflict, ConsentGateError, Forbidden, InvalidInput, NotFound
 from services.core.policy import policy_of
 from services.core.uow import lock_for_change
+from services.gate.rules import biometric_is_current
 from services.review import decisions
 from services.takedown import service as takedown
+from storage.base import ObjectStore
 
 TRIGGER = "face named by SLT"
 
@@ -171,3 +176,87 @@ def search(session: Session, principal: Principal, text: str,
     rest = [p for p in IdentificationRepository(session).search_pupils(principal.org_id, text)
             if p.id not in order]
     return [*first, *rest]
+
+
+# --- "also use this face to recognise <pupil> in future" (issue 11) ------------------
+
+# The identification did not take effect yet (a correction waiting for a second SLT
+# member): the face is still someone else's, so nothing is learnt from it.
+NOT_IN_FORCE = "identification_awaiting_second"
+NOT_A_PHOTO = "template_not_from_photo"
+
+
+@dataclass(frozen=True)
+class TemplateOutcome:
+    """What became of the request to learn from a named face. ``code`` says why not
+    (the error_code of services.biometrics.enrol's refusals, or NOT_IN_FORCE); ``details``
+    are the refusal's data (distances, the gate's measurements)."""
+
+    added: bool
+    code: str | None = None
+    reason: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+    templates: int | None = None
+    reference_photo_id: uuid.UUID | None = None
+
+
+def learn_from_naming(sessions: sessionmaker[Session], settings: Settings,
+                      principal: Principal, found: Identified, *,
+                      store: ObjectStore | None = None) -> TemplateOutcome:
+    """Add the named face as an extra template of the pupil, in a transaction of its own.
+
+    Call it only once the identification is committed: the naming is what SLT decided
+    and stands whatever happens here. The template is computed with no gate lock held
+    (add_face_as_template takes the lock only to re-check consent and write), so a slow
+    enrolment never holds up other decisions, and a refusal rolls back only the template
+    (nothing of it is written: no row, no object). A refusal is audited, with its code,
+    in one more small transaction, so the audit trail shows SLT asked and why it was
+    not done."""
+    record = found.record
+    if record.state != DecisionState.IN_FORCE:
+        return _refused(sessions, principal, record, NOT_IN_FORCE,
+                        "the naming waits for a second SLT member, so the face is not yet "
+                        "theirs to learn from", {})
+    try:
+        with transaction(sessions) as session:
+            added = add_face_as_template(session, settings, principal, record.media_id,
+                                         record.face_id, record.pupil_id, store=store)
+    except ConsentGateError as exc:
+        details = {k: v for k, v in exc.details.items() if k != "error_code"}
+        code = str(exc.details.get("error_code") or exc.code)
+        return _refused(sessions, principal, record, code, exc.message, details)
+    return TemplateOutcome(True, templates=added.templates,
+                           reference_photo_id=added.reference_photo_id,
+                           details={"distance": round(added.distance, 4)})
+
+
+def _refused(sessions: sessionmaker[Session], principal: Principal,
+             record: FaceIdentification, code: str, reason: str,
+             details: dict[str, object]) -> TemplateOutcome:
+    with transaction(sessions) as session:
+        audit(session, principal, "review.template_refused", f"pupil:{record.pupil_id}",
+              {"identification": str(record.id), "media": str(record.media_id),
+               "face": str(record.face_id), "code": code})
+    return TemplateOutcome(False, code=code, reason=reason, details=details)
+
+
+def template_offer(session: Session, media: Media,
+                   pupils: list[Pupil]) -> dict[uuid.UUID, str | None]:
+    """For the name-a-face page: per pupil, None where the tick box "also use this face
+    to recognise them" may be offered, else the code of why not (the same checks
+    add_face_as_template makes first; it checks again, under the lock, when asked)."""
+    repo = PupilRepository(session)
+    counts = repo.template_counts(p.id for p in pupils)
+    why: dict[uuid.UUID, str | None] = {}
+    for p in pupils:
+        if media.kind != MediaKind.IMAGE:
+            why[p.id] = NOT_A_PHOTO
+        elif not p.active:
+            why[p.id] = "pupil_left"
+        elif not biometric_is_current(repo.biometric_history(p.id)):
+            why[p.id] = "biometric_consent_not_current"
+        elif counts.get(p.id, 0) == 0:
+            why[p.id] = "no_reference_template"
+        else:
+            why[p.id] = None
+    return why

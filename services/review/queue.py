@@ -239,6 +239,14 @@ def queue_page(session: Session, principal: Principal, f: QueueFilter) -> QueueP
     )
 
 
+def matching_entries(session: Session, principal: Principal,
+                     f: QueueFilter) -> tuple[list[QueueEntry], list[QueueEntry]]:
+    """(every entry, those the filter matches in its sort order): for callers that page
+    the result themselves (the API's limit and offset); `f.page` is ignored."""
+    every = entries(session, principal)
+    return every, _sort([e for e in every if _matches(e, f)], f.sort)
+
+
 def entries_for(session: Session, principal: Principal,
                 media_ids: Sequence[uuid.UUID]) -> list[QueueEntry]:
     wanted = set(media_ids)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from models.clock import utcnow
-from models.db import transaction
+from models.db import begin_write, transaction
 from models.orm import (
     CAPTURE,
     BiometricBy,
@@ -609,16 +609,22 @@ def _name_page(request: Request, session: SessionDep, user: websession.Current,
         raise NotFound("no such face in this image")
     candidates = [uuid.UUID(str(c["pupil_id"])) for c in (face.face.candidates or [])]
     found = identify.search(session, user.principal, q[:200], candidates)
+    # Why "also use this face to recognise them" cannot be offered, per pupil (None: it can).
+    offer = identify.template_offer(session, view.media, found)
+    cannot_learn = {p.id: words.not_learnt(offer[p.id], f"{p.given_name} {p.family_name}")
+                    for p in found if offer[p.id] is not None}
     return render(request, "review_name.html", user, status=status, view=view, face=face,
-                  pupils=found, candidates=set(candidates), q=q, error=error)
+                  pupils=found, candidates=set(candidates), q=q, error=error,
+                  cannot_learn=cannot_learn)
 
 
 @router.post("/review/{media_id}/faces/{face_id}/identify", response_class=HTMLResponse)
 def review_identify(
     request: Request, media_id: uuid.UUID, face_id: uuid.UUID, session: SessionDep,
-    settings: SettingsDep, user: PostingUser,
+    store: StoreDep, settings: SettingsDep, user: PostingUser,
     pupil_id: Annotated[uuid.UUID | None, Form()] = None,
     justification: Annotated[str, Form()] = "",
+    add_as_template: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
         if pupil_id is None:
@@ -631,11 +637,23 @@ def review_identify(
         session.rollback()
         return _name_page(request, session, user, media_id, face_id, error=exc.message,
                           status=status_for(exc))
+    learnt = None
+    if add_as_template:
+        # The naming is durable first; the template has a transaction of its own and a
+        # refusal of it never undoes the naming (identify.learn_from_naming).
+        session.commit()
+        learnt = identify.learn_from_naming(runtime.sessions(), settings, user.principal,
+                                            found, store=store)
+        begin_write(session)  # the notice below is written in a write unit again
     pupil = register.get_pupil(session, user.principal, found.record.pupil_id)
     name = f"{pupil.given_name} {pupil.family_name}"
     lines = []
     if found.taken_down:
         lines.append(words.taken_down_count(found.taken_down))
+    if learnt is not None and learnt.added:
+        lines.append(words.learnt_line(name))
+    elif learnt is not None:
+        lines.append(words.not_learnt_line(learnt.code, name, learnt.details.get("gate")))
     title = (f"Named as {name}. Their consent now decides where it may appear."
              if found.record.state == "in_force" else
              f"Asked to correct it to {name}: a second SLT member must confirm it.")

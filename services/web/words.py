@@ -74,6 +74,8 @@ ACTIONS = {
     "review.face_identified": "Named the pupil in a face",
     "review.identify_awaiting_second": ("Asked to correct who a face is; waiting for a "
                                         "second SLT member"),
+    "template.added_from_face": "Taught face matching a pupil's face from a named photo",
+    "review.template_refused": "Asked to learn a named face; it was not learnt",
 }
 
 DETAIL_NAMES = {
@@ -296,3 +298,46 @@ CONSENT_WORDS = {
 
 def consent_word(state: str) -> str:
     return CONSENT_WORDS.get(state, state.replace("_", " "))
+
+
+# Why a named face was not (or cannot be) used to recognise the pupil in future: the
+# error_code of services.biometrics.enrol.add_face_as_template's refusals.
+_NOT_LEARNT = {
+    "biometric_consent_not_current": (
+        "there is no current consent to face matching for {name}, and the law (Protection "
+        "of Freedoms Act 2012) lets ConsentGate learn a child's face only with it"),
+    "pupil_left": "{name} has left the school",
+    "no_reference_template": (
+        "{name} has no enrolment photo yet, and a face from an event can only add to one"),
+    "template_limit": "{name} already has as many face templates as allowed",
+    "template_inconsistent": (
+        "this face is not clearly the same person as {name}'s enrolment photos, and "
+        "learning it could let someone else's photos pass under {name}'s consent"),
+    "template_not_from_photo": "faces are learnt only from photos, not from videos",
+    "face_is_another_pupil": "the face is still recognised as another pupil",
+    "identification_awaiting_second": (
+        "the naming waits for a second SLT member; it can be learnt once it counts"),
+}
+_GATE = {
+    "too_small": "the face is too small",
+    "blurred": "the face is blurred",
+    "turned_away": "the face is turned away",
+}
+
+
+def not_learnt(code: str | None, name: str, gate: object = None) -> str:
+    """Why a face was not used to recognise ``name`` in future, in words."""
+    if code == "template_refused":
+        what = _GATE.get(str(gate), "the face is not clear enough")
+        return f"{what} to recognise {name} from"
+    return _NOT_LEARNT.get(code or "", "it could not be learnt").format(name=name)
+
+
+def learnt_line(name: str) -> str:
+    return (f"From now on ConsentGate also uses this face to recognise {name}. Photos already "
+            "checked are being checked again.")
+
+
+def not_learnt_line(code: str | None, name: str, gate: object = None) -> str:
+    return (f"Not used to recognise {name} in future: {not_learnt(code, name, gate)}. "
+            "The naming stands.")

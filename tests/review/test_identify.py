@@ -52,9 +52,9 @@ def _codes(media: dict[str, Any], channel: str = "website") -> set[str]:
 
 
 def _identify(client: TestClient, who: dict[str, str], media_id: str, face_id: str,
-              pupil_id: str, justification: str = WHY) -> Any:
+              pupil_id: str, justification: str = WHY, **extra: Any) -> Any:
     return client.post(f"/api/v1/media/{media_id}/faces/{face_id}/identify", headers=who,
-                       json={"pupil_id": pupil_id, "justification": justification})
+                       json={"pupil_id": pupil_id, "justification": justification, **extra})
 
 
 def test_a_named_face_counts_as_that_pupil_and_refusals(
@@ -143,9 +143,13 @@ def test_correcting_a_recognised_pupil_needs_a_second_slt_member(
     assert body["channels"]["website"]["allowed"] is True
 
     r = _identify(client, first, media_id, kit["id"], other,
-                  "That is his twin brother, not Kit.")
+                  "That is his twin brother, not Kit.", add_as_template=True)
     assert r.status_code == 201, r.text
     assert r.json()["state"] == "awaiting_second"
+    # Nothing is learnt from a naming that does not count yet.
+    assert r.json()["template"]["added"] is False
+    assert r.json()["template"]["code"] == "identification_awaiting_second"
+    assert audit_events("template.added_from_face") == []
     # Nothing changes until a second SLT member confirms.
     still = _faces(client, first, media_id)
     assert next(f for f in still if f["id"] == kit["id"])["pupil_id"] == ids["kit_harington"]

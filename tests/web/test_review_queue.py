@@ -153,12 +153,16 @@ def test_name_a_face_then_that_pupils_consent_decides(
             "external_id": "UPN0100", "given_name": "Rose", "family_name": "Leslie",
             "year_group": "Year 5"})
         assert r.status_code == 201, r.text
-        r = http.post(f"/api/v1/pupils/{r.json()['id']}/biometric-consent", headers=slt,
+        rose_id = r.json()["id"]
+        r = http.post(f"/api/v1/pupils/{rose_id}/biometric-consent", headers=slt,
                       json={"status": "granted", "by": "parent", "evidence_ref": "form-r"})
         assert r.status_code == 201, r.text
         media_id = _upload(http, staff, "fair_kit_rose.jpg",
                            (faces / "events" / "kit_with_rose.jpg").read_bytes(), "Fair")
+        visitor = _upload(http, staff, "visitor.jpg",
+                          (faces / "events" / "obama1.jpg").read_bytes(), "Fair")
         wait_screened(http, slt, media_id)
+        wait_screened(http, slt, visitor)
 
     head = sign_in(browser, server, server.key("name-school", "slt", "Mrs Khan (Head)"))
     head.goto(f"/review/{media_id}")
@@ -170,9 +174,20 @@ def test_name_a_face_then_that_pupils_consent_decides(
     expect(face).to_have_count(1)
     face.get_by_role("link", name=re.compile("Name this pupil")).click()
     expect(head.get_by_role("heading", level=1)).to_contain_text("Who is face")
+    # Kit is enrolled under face-matching consent, so learning the face is offered, but
+    # never ticked for SLT; Rose has consent but no enrolment photo, and it says so.
+    learn = head.get_by_label(re.compile("Also use this face to recognise"))
+    expect(learn).to_be_visible()
+    expect(learn).not_to_be_checked()
+    expect(head.locator("#name-learn-hint")).to_contain_text(
+        "Not offered for Rose Leslie: Rose Leslie has no enrolment photo yet")
+    _pages_fit(head, "name a face, learning offered")
     head.get_by_label("Search by name or reference").fill("rose")
     head.get_by_role("button", name="Search").click()
     expect(head.locator("#name-form label.inline")).to_have_count(1)
+    expect(head.get_by_label(re.compile("Also use this face to recognise"))).to_have_count(0)
+    expect(head.locator("#name-learn-none")).to_contain_text(
+        "This face cannot be used to recognise Rose Leslie in future")
     _pages_fit(head, "name a face")
     head.get_by_label(re.compile("Rose Leslie")).check()
     head.get_by_label("How you know").fill("I teach Year 5; this is Rose Leslie.")
@@ -197,6 +212,22 @@ def test_name_a_face_then_that_pupils_consent_decides(
     named = head.locator("tr[data-action='review.face_identified']")
     expect(named).to_contain_text("Rose Leslie")
     expect(named).to_contain_text("Mrs Khan (Head)")
+
+    # Over the API on the embedded (SQLite) server: naming with add_as_template where no
+    # template can be learnt (Rose has no enrolment) names the face and refuses the
+    # template with a code, each in its own write unit.
+    with httpx.Client(base_url=server.base, timeout=120) as http:
+        (vface,) = [f for f in http.get(f"/api/v1/review/{visitor}", headers=slt)
+                    .json()["faces"] if f["status"] == "unknown"]
+        r = http.post(f"/api/v1/media/{visitor}/faces/{vface['id']}/identify", headers=slt,
+                      json={"pupil_id": rose_id, "add_as_template": True,
+                            "justification": "Rose's aunt? No: it is Rose, in costume."})
+        assert r.status_code == 201, r.text
+        assert r.json()["state"] == "in_force"
+        assert r.json()["template"]["added"] is False
+        assert r.json()["template"]["code"] == "no_reference_template"
+        again = http.get(f"/api/v1/review/{visitor}", headers=slt).json()["faces"]
+        assert next(f for f in again if f["id"] == vface["id"])["pupil_id"] == rose_id
 
 
 def test_withdrawal_lists_photos_first_reports_after_and_staff_see_published(

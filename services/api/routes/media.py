@@ -24,7 +24,6 @@ from services.core.errors import ConsentGateError
 from services.gate.media import get_media
 from services.gate.reasons import Reason
 from services.publish import service as publishing
-from services.review import detail as review_detail
 from services.review import service as review
 from services.screen import service as screening
 from services.upload.service import UploadForm, accept_upload
@@ -136,18 +135,7 @@ def list_publications(session: SessionDep, settings: SettingsDep, principal: Cur
     return [present.publication(settings, p) for p in pubs]
 
 
-@router.get("/review")
-def review_queue(session: SessionDep, settings: SettingsDep,
-                 principal: CurrentPrincipal) -> list[schemas.ReviewItem]:
-    return [
-        schemas.ReviewItem(
-            media=present.media(session, settings, v.media, principal.org.policy,
-                                facts=v.facts, decisions=v.decisions),
-            blocked_channels=v.blocked_channels,
-            flags=[schemas.ReviewFlagOut(code=f.code, text=f.text) for f in v.flags],
-        )
-        for v in review_detail.queue_views(session, principal)
-    ]
+# GET /review (the work queue) is in services/api/routes/review.py.
 
 
 @router.get("/rescreening")

@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
-from models.orm import Channel, MediaKind, ReviewDecision
+from models.clock import utcnow
+from models.orm import Channel, MediaKind, MediaStatus, ReviewDecision
+from models.repositories.review import ReviewRepository
 from services.api import present
 from services.api import review_schemas as schemas
-from services.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StoreDep, Viewer
+from services.api import schemas as api_schemas
+from services.api.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+    Viewer,
+)
+from services.core.errors import InvalidInput
+from services.core.policy import policy_of
+from services.gate.decide import load_facts
 from services.publish.clean import VIDEO_TYPE
-from services.review import decisions, identify, images
-from services.review.detail import ReviewView, TrackView, review_view
+from services.review import decisions, identify, images, queue
+from services.review.detail import ReviewView, TrackView, review_view, view_of
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -197,29 +211,105 @@ def reference_photo(pupil_id: uuid.UUID, photo_id: uuid.UUID, session: SessionDe
     )
 
 
-def identification_out(found: identify.Identified) -> schemas.IdentificationOut:
+def identification_out(found: identify.Identified,
+                       learnt: identify.TemplateOutcome | None = None,
+                       ) -> schemas.IdentificationOut:
     r = found.record
     return schemas.IdentificationOut(
         id=r.id, media_id=r.media_id, face_id=r.face_id, pupil_id=r.pupil_id,
         previous_pupil_id=r.previous_pupil_id, state=r.state, justification=r.justification,
         decided_by=r.decider_name, second_by=r.second_name, created_at=r.created_at,
         publications_taken_down=found.taken_down,
+        template=None if learnt is None else schemas.TemplateOut(
+            added=learnt.added, code=learnt.code, reason=learnt.reason,
+            details=learnt.details, templates=learnt.templates),
     )
 
 
 @router.post("/media/{media_id}/faces/{face_id}/identify", status_code=status.HTTP_201_CREATED)
 def identify_face(media_id: uuid.UUID, face_id: uuid.UUID, body: schemas.IdentifyIn,
-                  session: SessionDep, settings: SettingsDep,
-                  principal: CurrentPrincipal) -> schemas.IdentificationOut:
+                  session: SessionDep, sessions: SessionsDep, settings: SettingsDep,
+                  store: StoreDep, principal: CurrentPrincipal) -> schemas.IdentificationOut:
     """SLT name the pupil a face shows. From then on the face counts as that pupil: their
     consent decides, and a withdrawal finds the photo. Correcting a recognised pupil comes
     back `awaiting_second` where the policy wants a second SLT member. 404 for a pupil of
-    another organisation; 409 while screening is unfinished or stale."""
-    return identification_out(identify.identify(session, settings, principal, media_id,
-                                                face_id, body.pupil_id, body.justification))
+    another organisation; 409 while screening is unfinished or stale.
+
+    `add_as_template` also adds the face as an extra template of the pupil. The
+    identification is committed first; the template follows in a transaction of its own,
+    so a refusal (`template.added` false, with a `code`) never undoes the naming."""
+    found = identify.identify(session, settings, principal, media_id, face_id,
+                              body.pupil_id, body.justification)
+    if not body.add_as_template:
+        return identification_out(found)
+    # The naming is durable before the template is tried (see identify.learn_from_naming).
+    session.commit()
+    return identification_out(found, identify.learn_from_naming(sessions, settings,
+                                                                principal, found, store=store))
 
 
 @router.post("/review/identifications/{record_id}/confirm")
 def confirm_identification(record_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
                            principal: CurrentPrincipal) -> schemas.IdentificationOut:
     return identification_out(identify.confirm(session, settings, principal, record_id))
+
+
+# --- the work queue --------------------------------------------------------------------
+
+MAX_LIMIT = 200
+_STATUSES = {*queue.STATES, *(s.value for s in MediaStatus)}
+
+
+@router.get("/review")
+def review_queue(
+    response: Response, session: SessionDep, settings: SettingsDep,
+    principal: CurrentPrincipal,
+    view: Literal["waiting", "decided", "all"] = "waiting",
+    event: Annotated[str, Query(max_length=200)] = "",
+    uploader: Annotated[str, Query(max_length=200)] = "",
+    since: date | None = None,
+    until: date | None = None,
+    status_: Annotated[str, Query(alias="status", max_length=32)] = "",
+    channel: Channel | None = None,
+    reason: Annotated[str, Query(max_length=64)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    sort: Literal["oldest", "newest", "event", "uploader"] = "oldest",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=queue.SCAN_LIMIT)] = 0,
+) -> list[schemas.QueueItemOut]:
+    """The SLT work queue, as on the review page. `view=waiting` (default): media with a
+    channel they were uploaded for still blocked and undecided, failures and flagged
+    ones first; `decided`: SLT have decided every such channel; `all`. Filters: `event`
+    and `uploader` (exact), `since`/`until` (the day taken, else uploaded), `status` (a
+    queue state: published, allowed, decided, blocked; or a media status), `channel`,
+    `reason` (a reason code), `q` (words in event, purpose, uploader or file name).
+    `X-Total-Count` is the number matching, before `limit` and `offset`."""
+    if status_ and status_ not in _STATUSES:
+        raise InvalidInput("unknown status", status=status_, allowed=sorted(_STATUSES))
+    f = queue.QueueFilter(view=view, event=event.strip(), uploader=uploader.strip(),
+                          since=since, until=until, status=status_,
+                          channel=channel.value if channel else "", reason=reason.strip(),
+                          q=q.strip(), sort=sort)
+    _every, found = queue.matching_entries(session, principal, f)
+    response.headers["X-Total-Count"] = str(len(found))
+    shown = found[offset:offset + limit]
+    policy = policy_of(principal.org.policy)
+    facts = load_facts(session, [e.media for e in shown])
+    decided = ReviewRepository(session).decided([e.media.id for e in shown])
+    today = utcnow().date()
+    out = []
+    for e in shown:
+        v = view_of(session, e.media, policy, facts, e.decisions, today, history=False,
+                    decided=e.media.id in decided)
+        out.append(schemas.QueueItemOut(
+            media=present.media(session, settings, e.media, principal.org.policy,
+                                facts=facts, decisions=e.decisions),
+            blocked_channels=v.blocked_channels,
+            flags=[api_schemas.ReviewFlagOut(code=fl.code, text=fl.text) for fl in v.flags],
+            waiting=e.waiting, targets=e.targets, file_name=e.media.file_name,
+            uploaded_by=e.media.uploader_name,
+            states={st.channel: schemas.ChannelStateOut(
+                state=st.state, reason_codes=[r.as_json() for r in st.reasons])
+                for st in e.states},
+        ))
+    return out
