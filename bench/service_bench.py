@@ -257,7 +257,7 @@ def setup_org(env: dict[str, str], base: str) -> dict[str, dict[str, str]]:
 
 def upload(http: httpx.Client, staff: dict[str, str], path: Path) -> str:
     r = http.post("/api/v1/media", headers=staff,
-                  data={"event": "Bench", "purpose": "website", "device": "school"},
+                  data={"event": "Bench", "purpose": "publicity", "device": "school"},
                   files={"file": (path.name, path.read_bytes())})
     r.raise_for_status()
     return str(r.json()["id"])

@@ -38,7 +38,7 @@ def test_an_implausible_captured_on_is_a_422_naming_it_not_a_500_or_a_wrong_rete
     create_org("school", "primary-school")
     r = client.post("/api/v1/media", headers=token("school", "staff"),
                     files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                    data={"event": "Fair", "purpose": "website", "device": "school",
+                    data={"event": "Fair", "purpose": "publicity", "device": "school",
                           "captured_on": when})
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "implausible_date" and r.json()["field"] == "captured_on"
@@ -51,7 +51,7 @@ def test_captured_on_tomorrow_is_accepted_for_a_camera_clock_ahead_of_the_school
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
     r = client.post("/api/v1/media", headers=token("school", "staff"),
                     files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                    data={"event": "Fair", "purpose": "website", "device": "school",
+                    data={"event": "Fair", "purpose": "publicity", "device": "school",
                           "captured_on": tomorrow})
     assert r.status_code == 202, r.text
 
@@ -89,7 +89,7 @@ def test_invalid_utf8_in_an_upload_field_is_refused_naming_the_field_not_stored_
     create_org("school", "primary-school")
     r = client.post("/api/v1/media", headers=token("school", "staff"),
                     files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                    data={"event": b"Sch\xf6ol fair", "purpose": "website", "device": "school"})
+                    data={"event": b"Sch\xf6ol fair", "purpose": "publicity", "device": "school"})
     assert r.status_code == 422 and r.json() == {
         "error": "invalid_text", "detail": "event is not valid UTF-8 text", "field": "event"}
     assert _media_count() == 0
@@ -104,7 +104,7 @@ def test_valid_accents_in_an_upload_field_are_kept_as_typed(client: TestClient) 
     staff = token("school", "staff")
     r = client.post("/api/v1/media", headers=staff,
                     files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                    data={"event": TYPED, "purpose": "website",
+                    data={"event": TYPED, "purpose": "publicity",
                           "device": "school"})
     assert r.status_code == 202, r.text
     body = client.get(f"/api/v1/media/{r.json()['id']}", headers=staff).json()

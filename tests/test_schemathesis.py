@@ -41,7 +41,7 @@ def school(clean_db: None) -> dict[str, Any]:
             "year_group": "Y5"}).json()["id"]
         media = http.post("/api/v1/media", headers=admin,
                           files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                          data={"event": "Fuzzing", "purpose": "website",
+                          data={"event": "Fuzzing", "purpose": "publicity",
                                 "device": "school"}).json()["id"]
     return {"admin": admin, "ids": {"pupil_id": pupil, "media_id": media}}
 

@@ -51,8 +51,13 @@ _CHANNEL_WORDS = {
 
 
 def target_channels(purpose: str, policy: Policy) -> list[str]:
-    """The policy's channels a purpose names; all of them when it names none."""
+    """The channels a medium was uploaded for: its purpose's channels in the policy (the
+    ones enabled); for a purpose the policy does not list (media uploaded before purposes
+    were a list), the channels its words name, or all of them when it names none."""
     enabled = [c.value for c in policy.channels]
+    listed = policy.purpose(purpose)
+    if listed is not None:
+        return [c for c in enabled if c in {ch.value for ch in listed.channels}]
     text = " " + re.sub(r"[_\-/,;.]+", " ", purpose.lower()) + " "
     named = [c for c in enabled
              if any(f" {w} " in text for w in _CHANNEL_WORDS.get(c, (c.replace("_", " "),)))]

@@ -201,7 +201,7 @@ class Case:
     field: str | None = None
 
 
-FORM: dict[str, str | bytes] = {"event": "Sports day", "purpose": "website",
+FORM: dict[str, str | bytes] = {"event": "Sports day", "purpose": "publicity",
                                 "device": "school"}
 
 

@@ -37,7 +37,7 @@ def post(backend: Backend, data: bytes, name: str = "photo.jpg", mime: str = "im
          **form: str) -> dict[str, Any]:
     r = backend.http.post("/api/v1/media", headers=backend.tokens["staff"],
                           files={"file": (name, data, mime)},
-                          data={"event": "Sports day", "purpose": "website",
+                          data={"event": "Sports day", "purpose": "publicity",
                                 "device": "school", **form})
     assert r.status_code == 202, r.text
     body: dict[str, Any] = r.json()

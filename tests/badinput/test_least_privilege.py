@@ -35,7 +35,7 @@ def school(client: TestClient) -> dict[str, Any]:
         "year_group": "Y2"}).json()["id"]
     r = client.post("/api/v1/media", headers=heads["staff"],
                     files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                    data={"event": "Secret Event Name", "purpose": "website",
+                    data={"event": "Secret Event Name", "purpose": "publicity",
                           "device": "school"})
     assert r.status_code == 202, r.text
     media_id = r.json()["id"]
@@ -121,7 +121,7 @@ def test_a_storage_outage_answers_503_in_plain_words_without_host_port_bucket_or
     endpoint = os.environ["CONSENTGATE_MINIO_ENDPOINT"]
     r = dead_store.post("/api/v1/media", headers=staff,
                         files={"file": ("p.jpg", jpeg(), "image/jpeg")},
-                        data={"event": "Fair", "purpose": "website", "device": "school"})
+                        data={"event": "Fair", "purpose": "publicity", "device": "school"})
     assert r.status_code == 503, r.text
     body = r.json()
     assert body["error"] == "storage_unavailable" and "try again" in body["detail"]

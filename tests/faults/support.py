@@ -181,7 +181,7 @@ def upload(client: TestClient, headers: dict[str, str], photo: bytes, n: int) ->
     ids: list[uuid.UUID] = []
     for i in range(n):
         r = client.post("/api/v1/media", headers=headers,
-                        data={"event": f"Play {i}", "purpose": "website", "device": "school"},
+                        data={"event": f"Play {i}", "purpose": "publicity", "device": "school"},
                         files={"file": (f"play{i}.jpg", photo, "image/jpeg")})
         assert r.status_code == 202, r.text
         ids.append(uuid.UUID(r.json()["id"]))

@@ -67,7 +67,7 @@ def _staff(sessions: sessionmaker[Session]) -> Principal:
 def _upload(b: Backend, staff: Principal, photo: bytes) -> Media:
     with transaction(b.sessions) as session:
         return accept_upload(session, b.store, get_settings(), staff, io.BytesIO(photo),
-                             UploadForm(event="Play", purpose="website", device=Device.SCHOOL,
+                             UploadForm(event="Play", purpose="publicity", device=Device.SCHOOL,
                                         captured_on=None)).media
 
 

@@ -36,7 +36,7 @@ def test_a_hung_store_fails_the_upload_quickly_and_the_sweep_removes_what_landed
     s3.stop()
     started = time.monotonic()
     r = fault_client.post("/api/v1/media", headers=staff,
-                          data={"event": "Play", "purpose": "website", "device": "school"},
+                          data={"event": "Play", "purpose": "publicity", "device": "school"},
                           files={"file": ("play.jpg", photo, "image/jpeg")})
     took = time.monotonic() - started
     assert r.status_code == 503, r.text

@@ -95,7 +95,7 @@ def test_a_missing_bucket_makes_uploads_and_enrolments_503_and_writes_nothing(
     client.app.dependency_overrides[runtime.store] = lambda: no_bucket  # type: ignore[attr-defined]
     try:
         r = client.post("/api/v1/media", headers=school["staff"],
-                        data={"event": "Concert", "purpose": "website", "device": "school"},
+                        data={"event": "Concert", "purpose": "publicity", "device": "school"},
                         files={"file": ("stage.jpg", landscape())})
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "bucket_missing"

@@ -151,7 +151,7 @@ def test_real_answers_match_the_documented_schemas(
     # The successful path: upload, screening, detail, publish, takedown feed.
     def upload(data: bytes, name: str, **form: str) -> Response:
         return api.post("/api/v1/media", headers=staff, files={"file": (name, data)},
-                        data={"event": "Concert", "purpose": "website", "device": "school",
+                        data={"event": "Concert", "purpose": "publicity", "device": "school",
                               **form})
 
     photo = (faces / "events" / "obama1.jpg").read_bytes()

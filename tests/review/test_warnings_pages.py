@@ -51,7 +51,7 @@ def test_approving_a_photo_past_its_retention_asks_first(client: TestClient,
     slt, staff = token("school", "slt", "Mrs Khan"), token("school", "staff")
     r = client.post("/api/v1/media", headers=staff, files={"file": ("old.jpg",
                     io.BytesIO(_landscape()))},
-                    data={"event": "Archive", "purpose": "website", "device": "school",
+                    data={"event": "Archive", "purpose": "publicity", "device": "school",
                           "captured_on": "2010-06-01"})
     assert r.status_code == 202, r.text
     media_id = r.json()["id"]

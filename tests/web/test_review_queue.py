@@ -37,7 +37,7 @@ def _scene(n: int) -> bytes:
 
 
 def _upload(http: httpx.Client, staff: dict[str, str], name: str, data: bytes, event: str,
-            purpose: str = "website") -> str:
+            purpose: str = "publicity") -> str:
     r = http.post("/api/v1/media", headers=staff,
                   data={"event": event, "purpose": purpose, "device": "school"},
                   files={"file": (name, data, "image/jpeg")})
@@ -61,7 +61,7 @@ def test_filter_bulk_decide_an_event_and_the_queue_empties(
         sports = [_upload(http, staff, f"sports_{n:02d}.jpg", _scene(n), "Sports day")
                   for n in range(12)]
         choir = [_upload(http, staff2, f"choir_{n}.jpg", _scene(100 + n), "Choir concert",
-                         purpose="newsletter") for n in range(2)]
+                         purpose="curriculum") for n in range(2)]
         for media_id in sports + choir:
             wait_screened(http, slt, media_id)
 
