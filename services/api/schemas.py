@@ -34,7 +34,8 @@ class PupilIn(BaseModel):
 
 
 class ConsentOut(BaseModel):
-    channel: Channel
+    # A publication channel, or "capture" (consent to being photographed at all).
+    channel: Channel | Literal["capture"]
     status: ConsentStatus
     given_by: GivenBy
     evidence_ref: str

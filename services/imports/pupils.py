@@ -27,6 +27,7 @@ from stdnum.gb import upn as stdnum_upn
 
 from models.clock import utcnow
 from models.orm import (
+    CAPTURE,
     BiometricBy,
     BiometricConsent,
     BiometricStatus,
@@ -71,11 +72,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "given_by": ("given by", "consent given by"),
     "evidence_ref": ("evidence ref", "evidence", "evidence reference", "consent evidence"),
 }
-CHANNEL_COLUMNS = {c.value.replace("_", " "): c for c in Channel}
+# Consent columns: one per publication channel, and "capture" (may be photographed at
+# all), each keyed by the name the consent histories use (Channel value or CAPTURE).
+CHANNEL_COLUMNS: dict[str, str] = {
+    **{c.value.replace("_", " "): c.value for c in Channel},
+    **{alias: CAPTURE for alias in ("capture", "capture consent", "may be photographed",
+                                    "photographed", "photography consent")},
+}
 
 # The header of ConsentGate's own template (docs/import.md), in this order.
 TEMPLATE_HEADER = ["upn", "given_name", "family_name", "year_group", "reg_group",
-                   *[c.value for c in Channel], "biometric", "given_by", "evidence_ref"]
+                   *[c.value for c in Channel], CAPTURE, "biometric", "given_by",
+                   "evidence_ref"]
 
 CONSENT_VALUES = {"granted": ConsentStatus.GRANTED, "withdrawn": ConsentStatus.WITHDRAWN,
                   "refused": ConsentStatus.REFUSED}
@@ -93,7 +101,7 @@ def template_csv() -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(TEMPLATE_HEADER)
     writer.writerow(["B801200005001", "Ada", "Example", "Year 5", "5B", "granted", "refused",
-                     "granted", "", "withdrawn", "granted", "guardian", "form-2026-09"])
+                     "granted", "", "withdrawn", "granted", "granted", "guardian", "form-2026-09"])
     return out.getvalue()
 
 
@@ -120,7 +128,8 @@ class ImportRow:
     family_name: str
     year_group: str
     reg_group: str | None
-    consents: dict[Channel, ConsentStatus]
+    # Keyed by channel value or CAPTURE.
+    consents: dict[str, ConsentStatus]
     biometric: BiometricStatus | None
     given_by: GivenBy
     evidence_ref: str
@@ -171,7 +180,7 @@ def _decode(data: bytes) -> str:
 @dataclass
 class _Columns:
     index: dict[str, int]
-    channels: dict[Channel, int]
+    channels: dict[str, int]
     headers: list[str]
     ignored: list[str]
     format: str
@@ -179,7 +188,7 @@ class _Columns:
 
 def _columns(header: list[str]) -> tuple[_Columns, list[RowError]]:
     index: dict[str, int] = {}
-    channels: dict[Channel, int] = {}
+    channels: dict[str, int] = {}
     ignored: list[str] = []
     errors: list[RowError] = []
     lookup = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
@@ -187,7 +196,7 @@ def _columns(header: list[str]) -> tuple[_Columns, list[RowError]]:
         key = _norm(raw)
         name = lookup.get(key)
         channel = CHANNEL_COLUMNS.get(key)
-        target = name or (f"channel:{channel.value}" if channel else None)
+        target = name or (f"channel:{channel}" if channel else None)
         if target is None:
             if key:
                 ignored.append(raw.strip())
@@ -307,7 +316,7 @@ def parse(data: bytes) -> tuple[list[ImportRow], _Columns, list[RowError]]:
                     err(shown(name), "too_long", f"at most {limit} characters", value[:40])
             if reg is not None and len(reg) > 32:
                 err(shown("reg_group"), "too_long", "at most 32 characters", reg[:40])
-            consents: dict[Channel, ConsentStatus] = {}
+            consents: dict[str, ConsentStatus] = {}
             for channel, i in cols.channels.items():
                 value = _cell(values, i).lower()
                 if value in BLANK_VALUES:
@@ -386,7 +395,8 @@ def import_pupils(
     ids = [p.id for p in existing.values()]
     known = set(ids)
     by_id = {p.id: p for p in existing.values()}
-    latest = repo.latest_consents(ids)
+    # Per giver: a guardian's and the pupil's own consent are separate histories.
+    latest = repo.latest_consents_by_giver(ids)
     histories = repo.biometric_histories(ids)
     result = ImportResult(format=cols.format, rows=len(rows), dry_run=dry_run, sync=sync,
                           ignored_columns=cols.ignored)
@@ -433,22 +443,22 @@ def import_pupils(
                 changed = True
                 reactivate.append(pupil)
         for channel, status in row.consents.items():
-            current = latest.get((pupil_id, channel.value))
+            current = latest.get((pupil_id, channel, row.given_by.value))
             if (current is not None and current.status == status.value
                     and current.given_by == row.given_by.value
                     and current.evidence_ref == row.evidence_ref
                     and current.expires_on is None):
                 continue
             consent_rows.append({
-                "pupil_id": pupil_id, "channel": channel.value, "status": status.value,
+                "pupil_id": pupil_id, "channel": channel, "status": status.value,
                 "given_by": row.given_by.value, "evidence_ref": row.evidence_ref,
                 "recorded_by": principal.actor, "recorded_at": now, "expires_on": None})
             events.append(("consent.recorded", f"pupil:{pupil_id}",
-                           {"channel": channel.value, "status": status.value,
+                           {"channel": channel, "status": status.value,
                             "given_by": row.given_by.value, "evidence_ref": row.evidence_ref,
                             "expires_on": None, "source": "import"}))
             if status != ConsentStatus.GRANTED and pupil_id in known:
-                withdrawn_for[pupil_id] = f"{channel.value} consent {status.value} (import)"
+                withdrawn_for[pupil_id] = f"{channel} consent {status.value} (import)"
         if row.biometric is not None:
             by = BiometricBy.PUPIL if row.given_by == GivenBy.PUPIL else BiometricBy.PARENT
             history = histories.get(pupil_id, [])

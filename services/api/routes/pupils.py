@@ -109,12 +109,14 @@ def out_many(session: SessionDep, org_policy: dict[str, Any],
     repo = PupilRepository(session)
     ids = [p.id for p in found]
     now = utcnow()
-    today = now.date()
+    policy = policy_of(org_policy)
+    today = local_today(policy)
     latest = repo.latest_consents(ids)
     histories = repo.biometric_histories(ids)
     newest = repo.newest_template_times(ids)
     counts = repo.template_counts(ids)
-    policy = policy_of(org_policy)
+    # Each channel's and capture's state as the gate reads it (one read for the page).
+    facts = register_facts(session, ids)
     by_pupil: dict[uuid.UUID, dict[str, Any]] = {}
     for (pid, channel), r in latest.items():
         by_pupil.setdefault(pid, {})[channel] = r
@@ -137,6 +139,9 @@ def out_many(session: SessionDep, org_policy: dict[str, Any],
                 )
                 for channel, r in by_pupil.get(pupil.id, {}).items()
             },
+            consent_states={kind: consent_of(facts, pupil.id, kind, today)[0]
+                            for kind in register.CONSENT_KINDS},
+            pupil_consent_needed=facts.needs_pupil.get(pupil.id, False),
         ))
     return out
 
