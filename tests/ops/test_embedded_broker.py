@@ -10,12 +10,13 @@ from kombu import Connection
 
 from services.core import embedded_broker
 from services.core.celery_app import _transport_options
+from services.core.config import get_settings
 
 
 def test_a_message_goes_through_the_tuned_transport_and_the_file_is_wal(
         tmp_path: Path) -> None:
     url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    options = _transport_options(url)
+    options = _transport_options(url, get_settings())
     assert options == {"polling_interval": embedded_broker.POLLING_INTERVAL_S}
     with Connection(url, transport_options=options) as conn:
         assert isinstance(conn.transport, embedded_broker.Transport)
