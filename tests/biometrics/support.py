@@ -32,7 +32,8 @@ def principal(session: Any, token: str) -> Principal:
 def pupil(client: TestClient, slt: dict[str, str], faces: Path, identity: str,
           photos: list[str], n: int, *, biometric: bool = True) -> str:
     """A pupil with parental biometric consent (if `biometric`), reference photos
-    `photos` from shared/faces/enrol/<identity>/, and website consent."""
+    `photos` from shared/faces/enrol/<identity>/, and consent to be photographed and to
+    the website."""
     given, _, family = identity.replace("_", " ").title().partition(" ")
     r = client.post("/api/v1/pupils", headers=slt, json={
         "external_id": f"UPN{n:04d}", "given_name": given, "family_name": family or given,
@@ -48,9 +49,10 @@ def pupil(client: TestClient, slt: dict[str, str], faces: Path, identity: str,
         r = client.post(f"/api/v1/pupils/{pupil_id}/reference-photos", headers=slt,
                         files={"file": (name, data)})
         assert r.status_code == 201, f"{name}: {r.text}"
-    r = client.put(f"/api/v1/pupils/{pupil_id}/consents/website", headers=slt, json={
-        "status": "granted", "given_by": "guardian", "evidence_ref": "letter"})
-    assert r.status_code == 200, r.text
+    for kind in ("capture", "website"):
+        r = client.put(f"/api/v1/pupils/{pupil_id}/consents/{kind}", headers=slt, json={
+            "status": "granted", "given_by": "guardian", "evidence_ref": "letter"})
+        assert r.status_code == 200, r.text
     return pupil_id
 
 

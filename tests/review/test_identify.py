@@ -98,6 +98,7 @@ def test_a_named_face_counts_as_that_pupil_and_refusals(
     assert named["pupil_id"] == rose
 
     # Her guardian agrees: the photo may go out, and it is published.
+    put_consent(client, slt, rose, "granted", channel="capture")
     put_consent(client, slt, rose, "granted")
     granted = client.get(f"/api/v1/media/{media_id}", headers=slt).json()
     assert "no_consent" not in _codes(granted)

@@ -48,9 +48,10 @@ def test_the_api_queue_filters_pages_and_empties_as_slt_decide(
     create_org("school", policy="primary-school")
     slt = token("school", "slt", "Mrs Khan")
     jones, patel = token("school", "staff", "Mr Jones"), token("school", "staff", "Ms Patel")
-    sports = [_upload(client, jones, f"sports_{n}.jpg", n, "Sports day", "website")
+    sports = [_upload(client, jones, f"sports_{n}.jpg", n, "Sports day",
+                      "extra-school activities")
               for n in range(3)]
-    fair = [_upload(client, patel, f"fair_{n}.jpg", 10 + n, "Summer fair", "newsletter")
+    fair = [_upload(client, patel, f"fair_{n}.jpg", 10 + n, "Summer fair", "curriculum")
             for n in range(2)]
     for media_id in sports + fair:
         wait_screened(client, slt, media_id)
@@ -64,18 +65,19 @@ def test_the_api_queue_filters_pages_and_empties_as_slt_decide(
     assert one["media"]["id"] == sports[0] and one["media"]["status"] == "screened"
     assert "website" in one["blocked_channels"]
     assert isinstance(one["flags"], list)
-    # The queue's view: uploaded for the website only, blocked there, so waiting.
+    # The queue's view: uploaded for its purpose's channels (extra-school activities:
+    # website, newsletter, display in the policy's order), blocked there, so waiting.
     assert one["file_name"] == "sports_0.jpg" and one["uploaded_by"] == "Mr Jones"
-    assert one["waiting"] is True and one["targets"] == ["website"]
+    assert one["waiting"] is True and one["targets"] == ["website", "newsletter", "display"]
     assert one["states"]["website"]["state"] == "blocked"
     assert one["states"]["website"]["reason_codes"]
-    assert items[fair[0]]["targets"] == ["newsletter"]
+    assert items[fair[0]]["targets"] == ["newsletter", "display"]
     codes = {c["code"] for c in one["states"]["website"]["reason_codes"]}
 
     # Filters and search.
     assert sorted(_queue(client, slt, event="Sports day")[0]) == sorted(sports)
     assert sorted(_queue(client, slt, uploader="Ms Patel")[0]) == sorted(fair)
-    assert sorted(_queue(client, slt, channel="newsletter")[0]) == sorted(fair)
+    assert sorted(_queue(client, slt, channel="website")[0]) == sorted(sports)
     assert _queue(client, slt, q="FAIR_1")[0] == [fair[1]]
     assert _queue(client, slt, q="summer fair")[1] == 2
     assert _queue(client, slt, reason=sorted(codes)[0], event="Sports day")[1] == 3
@@ -91,9 +93,9 @@ def test_the_api_queue_filters_pages_and_empties_as_slt_decide(
     assert page == oldest[1:3] and total == 5
     assert _queue(client, slt, offset=5)[0] == []
 
-    # SLT approve one sports photo for the website: it leaves the queue for "decided".
+    # SLT approve one sports photo for every channel it is for: it leaves the queue.
     r = client.post(f"/api/v1/media/{sports[0]}/decisions", headers=slt, json={
-        "kind": "approve", "channels": ["website"],
+        "kind": "approve", "channels": ["website", "newsletter", "display"],
         "justification": "Sports day, pupils' backs only; fine for the website."})
     assert r.status_code == 201, r.text
     waiting, count = _queue(client, slt)
