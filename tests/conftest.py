@@ -50,7 +50,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-pytest_plugins = ["tests.s3server"]
+# One definition of the browser fixtures (session-scoped: one Chromium for every module
+# that uses them; two Playwright instances in one process refuse to start).
+pytest_plugins = ["tests.s3server", "tests.web.browser"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Route
 
-from tests.web.browser import Server, browser, server  # noqa: F401 - fixtures
+from tests.web.browser import Server
 
 URL_ATTR = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 ANY_URL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+""")
@@ -41,7 +41,7 @@ def _offline(route: Route, own: str, refused: list[str]) -> None:
 
 
 def test_swagger_ui_renders_the_operations_with_no_network(
-        browser: Browser, server: Server) -> None:  # noqa: F811
+        browser: Browser, server: Server) -> None:
     own = urlsplit(server.base).netloc
     refused: list[str] = []
     context = browser.new_context(base_url=server.base)
