@@ -667,7 +667,8 @@ class FaceIdentification(Base):
     # (matched_other_pupil, no_overlap, ambiguous_overlap, file_changed, no_boxes).
     lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lost_reason: Mapped[str | None] = mapped_column(String(32))
-    # SLT named a face of the medium again after this was lost: it no longer asks for SLT.
+    # A later naming replaced this one: of the same face, or (after this was lost) of any
+    # face of the medium. It is neither carried over nor asks for SLT any more.
     superseded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 

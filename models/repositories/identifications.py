@@ -59,6 +59,7 @@ class IdentificationRepository:
                 FaceIdentification.media_id == media_id,
                 FaceIdentification.state == DecisionState.IN_FORCE.value,
                 FaceIdentification.lost_at.is_(None),
+                FaceIdentification.superseded_by.is_(None),
             ).order_by(FaceIdentification.created_at, FaceIdentification.id)
         ))
 

@@ -82,6 +82,13 @@ def remember(session: Session, media: Media) -> list[Remembered]:
     records = IdentificationRepository(session).to_reapply(media.id)
     if not records:
         return []
+    # The newest naming of a face is the one that stands (a naming after a naming); the
+    # older ones are superseded, not carried over, so they cannot be "lost".
+    newest = {r.face_id: r for r in records}
+    for r in records:
+        if newest[r.face_id] is not r:
+            r.superseded_by = newest[r.face_id].id
+    records = [r for r in records if newest[r.face_id] is r]
     old = {f.id: f for f in media.faces}
     found: list[Remembered] = []
     for r in records:
