@@ -101,16 +101,21 @@ def remember(session: Session, media: Media) -> list[Remembered]:
     return found
 
 
-def _units(faces: Sequence[Face]) -> list[list[Face]]:
+def units(faces: Sequence[Face]) -> list[list[Face]]:
     """One person each: a video's track, or a face on its own."""
     tracks: dict[int, list[Face]] = {}
-    units: list[list[Face]] = []
+    alone: list[list[Face]] = []
     for f in faces:
         if f.track is None:
-            units.append([f])
+            alone.append([f])
         else:
             tracks.setdefault(f.track, []).append(f)
-    return [*units, *tracks.values()]
+    return [*alone, *tracks.values()]
+
+
+def overlapping(boxes: list[Box], people: list[list[Face]]) -> list[list[Face]]:
+    """The people (see `units`) where the named face was; one, or it is not safe."""
+    return [u for u in people if _overlaps(boxes, u)]
 
 
 def _overlaps(boxes: list[Box], unit: list[Face]) -> bool:
@@ -135,7 +140,7 @@ def reapply(session: Session, media: Media, remembered: list[Remembered]) -> Non
     faces = list(media.faces)
     # The engine's own result, before any name of this pass is applied.
     engine = {f.id: (f.match_status, f.pupil_id) for f in faces}
-    units = _units(faces)
+    people = units(faces)
     for item in remembered:
         record = item.record
         if record.media_sha256 is not None and record.media_sha256 != media.sha256:
@@ -145,7 +150,7 @@ def reapply(session: Session, media: Media, remembered: list[Remembered]) -> Non
             _lose(session, actor, media, record, NO_BOXES)
             continue
         boxes = item.boxes
-        hits = [u for u in units if _overlaps(boxes, u)]
+        hits = overlapping(boxes, people)
         if len(hits) != 1:
             _lose(session, actor, media, record, NO_OVERLAP if not hits else AMBIGUOUS)
             continue

@@ -13,9 +13,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from models.orm import FaceIdentification
+from models.orm import Face, FaceIdentification
 from models.repositories.organisations import OrganisationRepository
 from services.core import runtime
+from services.screen import names
 from tests.biometrics.support import epochs, face_ids, sql, wait_rescreened
 from tests.flow import put_consent, upload
 from tests.review.support import audit_events, enrol
@@ -235,3 +236,68 @@ def test_a_correction_waiting_for_a_second_slt_member_is_not_applied_by_a_rescre
     assert row.state == "awaiting_second" and row.lost_at is None
     assert audit_events("review.face_name_reapplied") == []
     assert audit_events("review.face_name_lost") == []
+
+
+def test_a_name_whose_face_is_no_longer_there_is_lost_and_blocks(
+    client: TestClient, celery_worker: None, faces: Path
+) -> None:
+    """The new screening finds no face where the named one was (as a detector that now
+    boxes faces differently would): not applied; the face is unknown again and blocks."""
+    create_org("school", policy="arts-service")
+    slt, staff = token("school", "slt", "Mrs Khan"), token("school", "staff")
+    enrol(client, slt, faces, {"kit_harington": "granted"})
+    barack = _pupil(client, slt, faces, "Barack", "UPN0400")
+    media_id = upload(client, staff, faces / "events" / "obama1.jpg")
+    wait_screened(client, slt, media_id)
+    (face,) = _faces(client, slt, media_id)
+    r = _identify(client, slt, media_id, face["id"], barack)
+    assert r.status_code == 201, r.text
+    with runtime.sessions().begin() as session:
+        row = session.get(FaceIdentification, uuid.UUID(r.json()["id"]))
+        assert row is not None and row.boxes is not None and len(row.boxes) == 1
+        # The named box moved off the face: the same size, its own width to the right.
+        b = row.boxes[0]
+        width = b["right"] - b["left"]
+        row.boxes = [{**b, "left": b["right"], "right": b["right"] + width}]
+
+    _enrol_and_rescreen(client, slt, faces, media_id, "Joe", "UPN0401", "biden")
+
+    (again,) = _faces(client, slt, media_id)
+    assert again["pupil_id"] is None and again["status"] == "unknown"
+    after = _media(client, slt, media_id)
+    assert after["channels"]["website"]["allowed"] is False
+    assert {"faces_unknown", "named_face_lost"} <= _codes(after)
+    assert _record(r.json()["id"]).lost_reason == "no_overlap"
+
+
+def _face(frame: int, left: int, track: int | None = None, top: int = 0,
+          size: int = 100) -> Face:
+    return Face(id=uuid.uuid4(), frame=frame, top=top, left=left, right=left + size,
+                bottom=top + size, track=track, match_status="unknown")
+
+
+def _box(frame: int, left: int, top: int = 0, size: int = 100) -> dict[str, int]:
+    return {"frame": frame, "top": top, "left": left, "right": left + size,
+            "bottom": top + size}
+
+
+def test_which_new_face_is_the_named_one() -> None:
+    # A photo: the face shifted by 20 px (IoU 0.67) is it; one 60 px off (0.25) is not.
+    near, far = _face(0, 20), _face(0, 260)
+    assert names.overlapping([_box(0, 0)], names.units([near, far])) == [[near]]
+    assert names.overlapping([_box(0, 60)], names.units([_face(0, 0)])) == []
+    # Two new faces on the named box (a detector splitting one face): ambiguous.
+    twins = [_face(0, 5), _face(0, 10, top=5)]
+    assert len(names.overlapping([_box(0, 0)], names.units(twins))) == 2
+    # A video: the track that is where the named track was on most of its frames.
+    named = [_box(f, 10 * f) for f in range(0, 10)]
+    same = [_face(f, 10 * f + 5, track=1) for f in range(0, 10, 2)] + [
+        _face(f, 400, track=1) for f in range(1, 10, 2)]
+    other = [_face(f, 10 * f, track=2, top=300) for f in range(0, 10)]
+    # Track 1 covers frames 0, 2, 4, 6, 8 of ten: not a majority; and track 2 is elsewhere.
+    assert names.overlapping(named, names.units([*same, *other])) == []
+    most = [_face(f, 10 * f + 5, track=3) for f in range(0, 6)]
+    assert names.overlapping(named, names.units([*most, *other])) == [most]
+    # Same place, different frame numbers: not the same face.
+    shifted = [_face(f + 20, 10 * f, track=4) for f in range(0, 10)]
+    assert names.overlapping(named, names.units(shifted)) == []
