@@ -74,13 +74,18 @@ def iou(a: Box, b: Face) -> float:
 class Remembered:
     record: FaceIdentification
     boxes: list[Box] | None
+    # A correction waiting for a second SLT member: not applied, only kept pointing at
+    # the same face so the second member can still confirm it (confirm re-checks it).
+    pending: bool = False
 
 
 def remember(session: Session, media: Media) -> list[Remembered]:
     """Before the face rows are replaced: the namings to carry over, with their boxes
     (read from the old rows for a naming made before boxes were kept)."""
-    records = IdentificationRepository(session).to_reapply(media.id)
-    if not records:
+    repo = IdentificationRepository(session)
+    records = repo.to_reapply(media.id)
+    pending = repo.awaiting([media.id])
+    if not records and not pending:
         return []
     # The newest naming of a face is the one that stands (a naming after a naming); the
     # older ones are superseded, not carried over, so they cannot be "lost".
@@ -98,6 +103,11 @@ def remember(session: Session, media: Media) -> list[Remembered]:
             track = [f for f in old.values() if face.track is not None and f.track == face.track]
             boxes = boxes_of(face, track or [face])
         found.append(Remembered(r, boxes))
+    for r in pending:
+        face = old.get(r.face_id)
+        if face is not None:
+            track = [f for f in old.values() if face.track is not None and f.track == face.track]
+            found.append(Remembered(r, boxes_of(face, track or [face]), pending=True))
     return found
 
 
@@ -136,6 +146,9 @@ def _lose(session: Session, actor: SystemActor, media: Media, record: FaceIdenti
 def reapply(session: Session, media: Media, remembered: list[Remembered]) -> None:
     """After the new face rows are saved (flushed): carry each naming over, or mark it
     lost; then the medium's NAMED_FACE_LOST flags say which names SLT must give again."""
+    if not remembered:
+        refresh_lost_flags(session, media)
+        return
     actor = SystemActor("screening", media.org_id)
     faces = list(media.faces)
     # The engine's own result, before any name of this pass is applied.
@@ -143,6 +156,9 @@ def reapply(session: Session, media: Media, remembered: list[Remembered]) -> Non
     people = units(faces)
     for item in remembered:
         record = item.record
+        if item.pending:
+            _follow(record, item.boxes or [], people)
+            continue
         if record.media_sha256 is not None and record.media_sha256 != media.sha256:
             _lose(session, actor, media, record, FILE_CHANGED)
             continue
@@ -181,6 +197,18 @@ def reapply(session: Session, media: Media, remembered: list[Remembered]) -> Non
                "engine_agreed": not to_name})
     session.flush()
     refresh_lost_flags(session, media)
+
+
+def _follow(record: FaceIdentification, boxes: list[Box], people: list[list[Face]]) -> None:
+    """Point a waiting correction at the new face where its face was, changing nothing
+    else; where that is not one face, it is left pointing at the old one (a second SLT
+    member's confirm then finds no face and SLT must ask again)."""
+    hits = overlapping(boxes, people)
+    if len(hits) == 1 and boxes:
+        first = boxes[0]
+        record.face_id = next((f for f in hits[0] if f.frame == first["frame"]
+                               and iou(first, f) >= MIN_IOU),
+                              min(hits[0], key=lambda f: f.frame)).id
 
 
 def refresh_lost_flags(session: Session, media: Media) -> None:

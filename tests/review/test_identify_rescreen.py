@@ -236,6 +236,16 @@ def test_a_correction_waiting_for_a_second_slt_member_is_not_applied_by_a_rescre
     assert row.state == "awaiting_second" and row.lost_at is None
     assert audit_events("review.face_name_reapplied") == []
     assert audit_events("review.face_name_lost") == []
+    # It still points at Kit's face, so the second SLT member can still confirm it, and
+    # only then is the twin named (and, with no consent of his, the photo blocked).
+    (now_kit,) = again
+    assert str(row.face_id) == now_kit["id"] != kit["id"]
+    second = token("school", "slt", "Mr Patel")
+    r = client.post(f"/api/v1/review/identifications/{record}/confirm", headers=second)
+    assert r.status_code == 200, r.text
+    assert next(f for f in _faces(client, first, media_id)
+                if f["id"] == now_kit["id"])["pupil_id"] == twin
+    assert _media(client, first, media_id)["channels"]["website"]["allowed"] is False
 
 
 def test_a_name_whose_face_is_no_longer_there_is_lost_and_blocks(
