@@ -656,6 +656,20 @@ class FaceIdentification(Base):
     second_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_tokens.id"))
     second_name: Mapped[str | None] = mapped_column(String(200))
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What finds the same face again after a re-screen replaces the face rows (migration
+    # 0011): the medium's sha256 when named, and the named face's boxes in pixels,
+    # [{"frame": int, "top": int, "right": int, "bottom": int, "left": int}] (a video: one
+    # per face of its track). Boxes only, never an encoding.
+    media_sha256: Mapped[str | None] = mapped_column(String(64))
+    boxes: Mapped[list[dict[str, int]] | None] = mapped_column(JSON)
+    # A re-screen could not find the named face safely (services.screen.names): the name
+    # is no longer applied and SLT must look again. lost_reason is a code
+    # (matched_other_pupil, no_overlap, ambiguous_overlap, file_changed, no_boxes).
+    lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lost_reason: Mapped[str | None] = mapped_column(String(32))
+    # A later naming replaced this one: of the same face, or (after this was lost) of any
+    # face of the medium. It is neither carried over nor asks for SLT any more.
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 # --- photography sessions (issue 10; migration 0007) -------------------------

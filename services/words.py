@@ -57,6 +57,15 @@ def _faces(n: int, video: object = False) -> str:
     return "1 face" if n == 1 else f"{n} faces"
 
 
+# Why a named face was not found again (services.screen.names lost reasons).
+_NAME_LOST = {
+    "matched_other_pupil": "it is now recognised as a different pupil",
+    "no_overlap": "no face is where the named face was",
+    "ambiguous_overlap": "more than one face is where the named face was",
+    "file_changed": "the file is not the one named",
+    "no_boxes": "where the face was is not known",
+}
+
 _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = {
     rc.CHANNEL_DISABLED: lambda d, _: (
         f"{channel_name(str(d['channel']))} is not enabled in your organisation's policy"),
@@ -68,6 +77,10 @@ _TEXT: dict[str, Callable[[dict[str, object], Callable[[object], str]], str]] = 
     rc.UNEXPECTED_STATUS: lambda d, _: f"unexpected status {d.get('status')}",
     rc.STALE: lambda d, _: (
         "the register changed since this was checked; it is being checked again"),
+    rc.NAMED_FACE_LOST: lambda d, who: (
+        f"a face SLT named as {who(d['named_pupil_id'])} could not be found again safely "
+        f"when the photo was checked again ({_NAME_LOST.get(str(d.get('why')), 'changed')}); "
+        "SLT must name it again"),
     rc.VIDEO_TRUNCATED: lambda d, _: (
         f"truncated: {d.get('frames')} of {d.get('claimed')} frames readable; SLT must "
         "decide"),

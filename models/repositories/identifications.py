@@ -50,3 +50,27 @@ class IdentificationRepository:
             query.order_by(Pupil.active.desc(), Pupil.family_name, Pupil.given_name)
             .limit(limit)
         ))
+
+    def to_reapply(self, media_id: uuid.UUID) -> list[FaceIdentification]:
+        """In-force namings of a medium that are still applied (not lost), oldest first:
+        the ones a re-screen must carry over to the new face rows."""
+        return list(self.session.scalars(
+            select(FaceIdentification).where(
+                FaceIdentification.media_id == media_id,
+                FaceIdentification.state == DecisionState.IN_FORCE.value,
+                FaceIdentification.lost_at.is_(None),
+                FaceIdentification.superseded_by.is_(None),
+            ).order_by(FaceIdentification.created_at, FaceIdentification.id)
+        ))
+
+    def lost(self, media_id: uuid.UUID) -> list[FaceIdentification]:
+        """Namings of a medium a re-screen could not carry over and SLT have not named
+        again: each is a reason for SLT to look."""
+        return list(self.session.scalars(
+            select(FaceIdentification).where(
+                FaceIdentification.media_id == media_id,
+                FaceIdentification.state == DecisionState.IN_FORCE.value,
+                FaceIdentification.lost_at.is_not(None),
+                FaceIdentification.superseded_by.is_(None),
+            ).order_by(FaceIdentification.created_at, FaceIdentification.id)
+        ))

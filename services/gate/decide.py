@@ -185,6 +185,10 @@ def decide_channel(
             if flag.get("code") == rc.VIDEO_TRUNCATED and not approved:
                 reasons.append(Reason(rc.VIDEO_TRUNCATED, {k: v for k, v in flag.items()
                                                           if k != "code"}))
+            # Not lifted by an approval (it may predate the loss): SLT name the face again.
+            if flag.get("code") == rc.NAMED_FACE_LOST:
+                reasons.append(Reason(rc.NAMED_FACE_LOST, {k: v for k, v in flag.items()
+                                                          if k != "code"}))
         reasons.extend(_face_reasons(media, facts, channel, today, frozenset(blurred or ())))
         # Blurring does not help here: the image itself was made without consent.
         reasons.extend(capture_reasons(media, policy, facts, today))

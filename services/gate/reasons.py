@@ -39,6 +39,9 @@ SLT_APPROVAL_REQUIRED = "slt_approval_required"  # channel
 REDACTION_NEEDS_APPROVAL = "redaction_needs_approval"  # channel
 REDACTION_CHECK_FAILED = "redaction_check_failed"  # what, box, channel, frame (videos)
 CHANGED_WHILE_PUBLISHING = "changed_while_publishing"  # frames, screened (videos)
+# SLT named a face; a re-screen could not find it again safely (services.screen.names),
+# so the name is not applied and SLT must name it again. Set in media.screen_flags.
+NAMED_FACE_LOST = "named_face_lost"  # identification, named_pupil_id, why
 
 # Why screening failed (media.failure_code with media.failure_data), carried as `failure`
 # and its data in SCREENING_FAILED.

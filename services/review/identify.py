@@ -41,6 +41,7 @@ from services.core.policy import policy_of
 from services.core.uow import lock_for_change
 from services.gate.rules import biometric_is_current
 from services.review import decisions
+from services.screen import names
 from services.takedown import service as takedown
 from storage.base import ObjectStore
 
@@ -88,7 +89,10 @@ def identify(session: Session, settings: Settings, principal: Principal,
     faces = _faces_of(session, media, face_id)
     face = next(f for f in faces if f.id == face_id)
     matched = face.match_status == MatchStatus.MATCHED and face.pupil_id is not None
-    if matched and face.pupil_id == pupil.id:
+    lost = IdentificationRepository(session).lost(media.id)
+    # Where a re-screen lost a name, SLT may agree with the engine's match: that too
+    # answers the NAMED_FACE_LOST question.
+    if matched and face.pupil_id == pupil.id and not lost:
         raise InvalidInput("this face is already matched to that pupil")
     second = matched and policy_of(principal.org.policy).second_slt_for_overrides
     record = IdentificationRepository(session).add(FaceIdentification(
@@ -97,6 +101,8 @@ def identify(session: Session, settings: Settings, principal: Principal,
         previous_status=face.match_status, justification=text,
         state=(DecisionState.AWAITING_SECOND if second else DecisionState.IN_FORCE).value,
         decided_by=principal.token_id, decider_name=principal.name, created_at=utcnow(),
+        # What finds this face again when a re-screen replaces the face rows.
+        media_sha256=media.sha256, boxes=names.boxes_of(face, faces),
     ))
     if second:
         audit(session, principal, "review.identify_awaiting_second", f"media:{media.id}",
@@ -121,14 +127,13 @@ def _apply(session: Session, settings: Settings, principal: Principal, media: Me
            record: FaceIdentification, faces: list[Face]) -> int:
     """Match the faces to the pupil, then decide every live copy again: the same gate,
     the same takedown loop as a consent change."""
-    for f in faces:
-        f.pupil_id = record.pupil_id
-        f.match_status = MatchStatus.MATCHED.value
-        # The engine's distance was to someone else's templates (or nobody's): a person
-        # named this pupil, no likeness to report.
-        f.distance = None
+    names.name_faces(faces, record.pupil_id)
     record.state = DecisionState.IN_FORCE.value
+    # SLT named a face of this medium again: names a re-screen lost stop asking for them.
+    for old in IdentificationRepository(session).lost(media.id):
+        old.superseded_by = record.id
     session.flush()
+    names.refresh_lost_flags(session, media)
     audit(session, principal, "review.face_identified", f"media:{media.id}",
           _details(record, faces))
     return takedown.redecide(session, settings, principal, media.org_id, [media],

@@ -37,6 +37,7 @@ from services.core.jobs import enqueue
 from services.core.uow import lock_for_change
 from services.gate import reasons as rc
 from services.gate.decide import ConsentFacts, is_stale
+from services.screen import names
 from services.takedown import service as takedown
 from storage.base import ObjectStore
 from workers.engine.imaging import decode_image
@@ -149,6 +150,7 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
         media = repo.get_for_screening(media_id)
         if media is None or media.status != MediaStatus.SCREENING:
             return None
+        named = names.remember(session, media)
         repo.replace_faces(media, [
             Face(
                 media_id=media.id,
@@ -185,6 +187,9 @@ def _save(sessions: sessionmaker[Session], settings: Settings, media_id: uuid.UU
         # may rest on a template that is gone. Keep it stale and look again.
         media.needs_rescreen = orgs.gallery_version(claim.org_id) != claim.gallery_version
         session.flush()
+        # SLT's names carried over to the new faces (or marked lost, a flag) before
+        # anything is decided: under this lock, in this transaction.
+        names.reapply(session, media, named)
         audit(
             session, SystemActor("screening", claim.org_id), "media.screened",
             f"media:{media_id}",

@@ -191,6 +191,7 @@ REASON_LABELS = {
     "screening_failed": "Face check failed",
     "register_changed": "Being checked again",
     "video_truncated": "Video partly unreadable",
+    "named_face_lost": "Named face needs naming again",
     "pupil_left": "Pupil has left",
     "biometric_consent_ended": "Face-matching consent ended",
     "no_consent": "No consent recorded",

@@ -181,6 +181,11 @@ class MediaModel:
     approved: set[str] = field(default_factory=set)
     cleared: dict[uuid.UUID, set[str]] = field(default_factory=dict)
     claims: list[PendingClaim] = field(default_factory=list)
+    # SLT's names in force, by the face's left edge (the model's boxes never overlap):
+    # (pupil named, pupil the engine had matched or None). A re-screen carries them over.
+    names: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    # A re-screen found a named face matched to someone else: blocked until SLT name again.
+    name_lost: bool = False
 
     def __repr__(self) -> str:
         return f"<medium {self.people} {self.device} {self.status}>"
@@ -336,6 +341,8 @@ class GateMachine(RuleBasedStateMachine):
                 reasons.add("stale")
             if not all(self.face_ok(m, f, channel, today) for f in m.faces):
                 reasons.add("faces")
+            if m.name_lost:
+                reasons.add("named face lost")
             # Whatever SLT cleared or approved: a recognised pupil who may not be
             # photographed blocks every channel.
             if any(f.status == "matched" and f.pupil is not None
@@ -589,10 +596,26 @@ class GateMachine(RuleBasedStateMachine):
                                        if any(c == str(p.id) for c, _ in f.candidates)))
             for f in found
         ]
+        self._carry_names(m)
         m.status = expected.value
         m.screened_epoch = pending.match_epoch
         m.needs_rescreen = self.gallery_version != pending.gallery_version
         m.cleared = {}
+
+    def _carry_names(self, m: MediaModel) -> None:
+        """The model of services.screen.names: a name is applied again to the face where
+        it was, unless the engine now sees a pupil other than the one named (or, for a
+        correction, the one corrected away from): then it is lost and the medium blocked."""
+        for left, (key, previous) in list(m.names.items()):
+            i = next(n for n, f in enumerate(m.faces) if f.left == left)
+            face = m.faces[i]
+            if face.status == "matched" and face.pupil not in (key, previous):
+                del m.names[left]
+                m.name_lost = True
+                self.world.seen["name lost"] += 1
+                continue
+            m.faces[i] = replace(face, status="matched", pupil=key)
+            self.world.seen["name carried"] += 1
 
     @rule(m=media)
     def screening_fails(self, m: MediaModel) -> None:
@@ -675,13 +698,16 @@ class GateMachine(RuleBasedStateMachine):
         if refusal is None and (m.status in (MediaStatus.QUEUED, MediaStatus.SCREENING)
                                 or self.is_stale(m)):
             refusal = Conflict
-        if refusal is None and face.status == "matched" and face.pupil == key:
+        if (refusal is None and face.status == "matched" and face.pupil == key
+                and not m.name_lost):
             refusal = InvalidInput
         pupil_id = self.pupils[key].id
         if refusal is None:
             with transaction(self.sessions) as s:
                 identify.identify(s, self.settings, self.slt, m.id, face.id, pupil_id,
                                   "I know this child: it is them")
+            m.names[face.left] = (key, face.pupil if face.status == "matched" else None)
+            m.name_lost = False
             m.faces[pick] = replace(face, status="matched", pupil=key)
             self.world.seen["face named"] += 1
         else:
