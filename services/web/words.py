@@ -76,6 +76,7 @@ ACTIONS = {
                                         "second SLT member"),
     "template.added_from_face": "Taught face matching a pupil's face from a named photo",
     "review.template_refused": "Asked to learn a named face; it was not learnt",
+    "consent.form_recorded": "Recorded a consent form",
 }
 
 DETAIL_NAMES = {
@@ -341,3 +342,32 @@ def learnt_line(name: str) -> str:
 def not_learnt_line(code: str | None, name: str, gate: object = None) -> str:
     return (f"Not used to recognise {name} in future: {not_learnt(code, name, gate)}. "
             "The naming stands.")
+
+
+# A key's or a person's role on the pages (keys, sessions): one person's role, in words.
+ROLE_NAMES = {"staff": "staff", "slt": "senior leader (SLT)", "admin": "administrator",
+              "publisher": "website pipeline"}
+DEVICE_WORDS = {"school": "school cameras and tablets", "personal": "personal phones or cameras"}
+PHOTO_RESULT_WORDS = {"enrolled": "enrolled", "refused": "refused",
+                      "unknown_upn": "not on the register",
+                      "already_enrolled": "already enrolled"}
+
+
+def _code(value: object) -> str:
+    """An enum member or its value, as the code string."""
+    return str(getattr(value, "value", value))
+
+
+def role_name(role: object) -> str:
+    code = _code(role)
+    return ROLE_NAMES.get(code, code.replace("_", " "))
+
+
+def device_word(device: object) -> str:
+    code = _code(device)
+    return DEVICE_WORDS.get(code, code.replace("_", " "))
+
+
+def photo_result_word(result: object) -> str:
+    code = _code(result)
+    return PHOTO_RESULT_WORDS.get(code, code.replace("_", " "))

@@ -69,10 +69,17 @@ class Walk:
                 except AssertionError as exc:
                     self.problems.append(str(exc))
                 shot(page, f"every-{slug}-{size_name}")
-        text = page.locator("body").inner_text()
-        # Key names, file names and the CSV's own column names are the school's words.
-        codes = sorted(set(CODES.findall(text)) - {"given_name", "family_name",
-                                                   "year_group", "reg_group"})
+        # Text set as <code> (a new key's secret, the CSV's column names) is meant to be
+        # copied exactly; everything else is for reading.
+        text: str = page.evaluate("""() => {
+            const body = document.body.cloneNode(true);
+            body.querySelectorAll('code, script, style').forEach(e => e.remove());
+            document.documentElement.appendChild(body);
+            const t = body.innerText;
+            body.remove();
+            return t;
+        }""")
+        codes = sorted(set(CODES.findall(text)))
         if codes:
             self.problems.append(f"{label}: internal codes shown: {codes}")
         ids = UUID.findall(text)
