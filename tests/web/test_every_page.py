@@ -256,5 +256,10 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     teacher.goto("/sessions")
     walk.check(teacher, "sessions as staff")
 
+    # The website pipeline's own key: its page says what it is for.
+    pipeline = sign_in(browser, server, server.key(ORG, "publisher", "School website"))
+    pipeline.goto("/")
+    walk.check(pipeline, "pipeline home")
+
     print(f"checked {len(walk.seen)} pages at two sizes")
     assert not walk.problems, "\n\n".join(walk.problems)
