@@ -371,3 +371,40 @@ def device_word(device: object) -> str:
 def photo_result_word(result: object) -> str:
     code = _code(result)
     return PHOTO_RESULT_WORDS.get(code, code.replace("_", " "))
+
+
+# Audit actions recorded since the list above was written (issue 11: the audit log showed
+# e.g. "session.created").
+ACTIONS.update({
+    "session.created": "Approved a photography session",
+    "legal_hold.set": "Put a photo on legal hold (kept past its retention)",
+    "legal_hold.released": "Released a photo's legal hold",
+    "media.requeued": "Sent a photo to be checked again",
+    "publication.taken_down": "Taken down",
+    "subject_access.listed": "Listed a pupil's data (subject access request)",
+    "templates.reenrol_started": "Started re-learning faces with a new face-matching model",
+    "templates.reenrolled": "Re-learnt a pupil's face with the new model",
+    "templates.reenrol_finished": "Finished re-learning faces with the new model",
+    "templates.reenrol_failed": "Could not re-learn a pupil's face with the new model",
+    "webhook.configured": "Set up the website's take-down notice",
+    "webhook.removed": "Removed the website's take-down notice",
+    "webhook.delivery_failed": "Could not send a take-down notice to the website",
+})
+
+# What an audit entry is about, when it is not a photo or a named pupil: the kind part of
+# its target ("org:…", "token:…").
+TARGET_WORDS = {"org": "the school", "token": "a sign-in key",
+                "session": "a photography session", "pupil": "a pupil",
+                "media": "a photo", "decision": "a decision"}
+
+
+def target_word(target: str) -> str:
+    kind = target.split(":", 1)[0]
+    return TARGET_WORDS.get(kind, kind.replace("_", " "))
+
+
+def audit_detail_words(key: str, value: object, names: dict[str, str]) -> str:
+    """audit_detail, with devices in words too."""
+    if key == "device" and isinstance(value, str):
+        return device_word(value)
+    return audit_detail(key, value, names)
