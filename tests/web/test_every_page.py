@@ -73,10 +73,12 @@ class Walk:
                     self.problems.append(str(exc))
                 shot(page, f"every-{slug}-{size_name}")
         # Text set as <code> (a new key's secret, the CSV's column names) is meant to be
-        # copied exactly; everything else is for reading.
+        # copied exactly, and an import problem names the file's own column as the file
+        # does; everything else is for reading.
         text: str = page.evaluate("""() => {
             const body = document.body.cloneNode(true);
-            body.querySelectorAll('code, script, style').forEach(e => e.remove());
+            body.querySelectorAll('code, script, style, #import-errors td:nth-child(2)')
+                .forEach(e => e.remove());
             document.documentElement.appendChild(body);
             const t = body.innerText;
             body.remove();
