@@ -20,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.consent.support import enrol_face
+from tests.imports.support import make_upn
 from tests.support import wait_screened
 from tests.web.a11y import SIZES, at_size, check_page
 from tests.web.browser import Server, shot, sign_in
@@ -152,6 +153,7 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     walk.check(admin, "keys")
     admin.get_by_label("Who holds it").fill("Mr Patel (Year 4)")
     admin.get_by_role("button", name="Create key").click()
+    expect(admin.locator("code").first).to_contain_text("cg_")
     walk.check(admin, "key created")
     admin.goto("/audit")
     walk.check(admin, "audit as admin")
@@ -213,11 +215,12 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     good.write_text(
         "upn,given_name,family_name,year_group,reg_group,website,social_media,capture,"
         "given_by,evidence_ref\n"
-        "A123456789012,Noah,Taylor,Year 3,3T,granted,refused,granted,guardian,MIS 2026\n"
-        "UPN0003,Amelia,Brown,Year 4,4B,granted,,granted,guardian,MIS 2026\n")
+        f"{make_upn(1)},Noah,Taylor,Year 3,3T,granted,refused,granted,guardian,MIS 2026\n"
+        f"{make_upn(2)},Amelia,Brown,Year 4,4B,granted,,granted,guardian,MIS 2026\n")
     head.goto("/register")
     head.locator("#import-file").set_input_files(str(good))
     head.get_by_role("button", name="Check the file").click()
+    expect(head.locator("#import-preview")).to_contain_text("Check before importing")
     walk.check(head, "import preview")
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -231,11 +234,12 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     walk.check(head, "import errors")
     photos = tmp_path / "photos.zip"
     with zipfile.ZipFile(photos, "w") as z:
-        z.writestr("UPN0003.jpg", _scene(50))
+        z.writestr(f"{make_upn(1)}.jpg", _scene(50))
         z.writestr("UPN9999.jpg", _scene(51))
         z.writestr("notes.txt", "not a photo")
     head.locator("#photo-zip").set_input_files(str(photos))
     head.get_by_role("button", name="Enrol photos").click()
+    expect(head.locator("#photo-results")).to_be_visible()
     walk.check(head, "photo import results")
 
     head.goto(f"/register/{kit}")
@@ -249,6 +253,7 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     head.locator("#bio-status").select_option("objected")
     head.locator("#bio-evidence").fill("Letter from mum, 2 May")
     head.get_by_role("button", name="Record", exact=True).click()
+    expect(head).to_have_url(re.compile(r"/biometric$"))
     walk.check(head, "face matching objection confirmation")
 
     head.goto("/audit")
