@@ -408,3 +408,12 @@ def audit_detail_words(key: str, value: object, names: dict[str, str]) -> str:
     if key == "device" and isinstance(value, str):
         return device_word(value)
     return audit_detail(key, value, names)
+
+
+# Which kind of file an import preview found (services.imports.pupils' format codes).
+IMPORT_FORMATS = {"sims": "a SIMS export", "arbor": "an Arbor export",
+                  "consentgate": "ConsentGate's template"}
+
+
+def import_format(code: str) -> str:
+    return IMPORT_FORMATS.get(code, f"a {code} export")

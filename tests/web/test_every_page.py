@@ -221,6 +221,8 @@ def test_every_page_fits_a_phone_and_a_laptop_and_passes_axe(
     head.locator("#import-file").set_input_files(str(good))
     head.get_by_role("button", name="Check the file").click()
     expect(head.locator("#import-preview")).to_contain_text("Check before importing")
+    expect(head.locator("#import-preview")).to_contain_text(
+        "The file is ConsentGate's template with 2 pupils")
     walk.check(head, "import preview")
     bad = tmp_path / "bad.csv"
     bad.write_text(
