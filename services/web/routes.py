@@ -96,6 +96,11 @@ templates.env.globals.update(
     BULK_ASK=words.BULK_ASK, BULK_DONE=words.BULK_DONE, audit_detail=words.audit_detail,
 )
 templates.env.filters["actor"] = words.actor
+templates.env.globals.update(role_name=words.role_name, device_word=words.device_word,
+                             photo_result_word=words.photo_result_word,
+                             target_word=words.target_word,
+                             audit_detail_words=words.audit_detail_words,
+                             import_format=words.import_format)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -76,6 +76,7 @@ ACTIONS = {
                                         "second SLT member"),
     "template.added_from_face": "Taught face matching a pupil's face from a named photo",
     "review.template_refused": "Asked to learn a named face; it was not learnt",
+    "consent.form_recorded": "Recorded a consent form",
 }
 
 DETAIL_NAMES = {
@@ -342,3 +343,78 @@ def learnt_line(name: str) -> str:
 def not_learnt_line(code: str | None, name: str, gate: object = None) -> str:
     return (f"Not used to recognise {name} in future: {not_learnt(code, name, gate)}. "
             "The naming stands.")
+
+
+# A key's or a person's role on the pages (keys, sessions): one person's role, in words.
+ROLE_NAMES = {"staff": "staff", "slt": "senior leader (SLT)", "admin": "administrator",
+              "publisher": "website pipeline"}
+DEVICE_WORDS = {"school": "school cameras and tablets", "personal": "personal phones or cameras"}
+PHOTO_RESULT_WORDS = {"enrolled": "enrolled", "refused": "refused",
+                      "unknown_upn": "not on the register",
+                      "already_enrolled": "already enrolled"}
+
+
+def _code(value: object) -> str:
+    """An enum member or its value, as the code string."""
+    return str(getattr(value, "value", value))
+
+
+def role_name(role: object) -> str:
+    code = _code(role)
+    return ROLE_NAMES.get(code, code.replace("_", " "))
+
+
+def device_word(device: object) -> str:
+    code = _code(device)
+    return DEVICE_WORDS.get(code, code.replace("_", " "))
+
+
+def photo_result_word(result: object) -> str:
+    code = _code(result)
+    return PHOTO_RESULT_WORDS.get(code, code.replace("_", " "))
+
+
+# Audit actions recorded since the list above was written (issue 11: the audit log showed
+# e.g. "session.created").
+ACTIONS.update({
+    "session.created": "Approved a photography session",
+    "legal_hold.set": "Put a photo on legal hold (kept past its retention)",
+    "legal_hold.released": "Released a photo's legal hold",
+    "media.requeued": "Sent a photo to be checked again",
+    "publication.taken_down": "Taken down",
+    "subject_access.listed": "Listed a pupil's data (subject access request)",
+    "templates.reenrol_started": "Started re-learning faces with a new face-matching model",
+    "templates.reenrolled": "Re-learnt a pupil's face with the new model",
+    "templates.reenrol_finished": "Finished re-learning faces with the new model",
+    "templates.reenrol_failed": "Could not re-learn a pupil's face with the new model",
+    "webhook.configured": "Set up the website's take-down notice",
+    "webhook.removed": "Removed the website's take-down notice",
+    "webhook.delivery_failed": "Could not send a take-down notice to the website",
+})
+
+# What an audit entry is about, when it is not a photo or a named pupil: the kind part of
+# its target ("org:…", "token:…").
+TARGET_WORDS = {"org": "the school", "token": "a sign-in key",
+                "session": "a photography session", "pupil": "a pupil",
+                "media": "a photo", "decision": "a decision"}
+
+
+def target_word(target: str) -> str:
+    kind = target.split(":", 1)[0]
+    return TARGET_WORDS.get(kind, kind.replace("_", " "))
+
+
+def audit_detail_words(key: str, value: object, names: dict[str, str]) -> str:
+    """audit_detail, with devices in words too."""
+    if key == "device" and isinstance(value, str):
+        return device_word(value)
+    return audit_detail(key, value, names)
+
+
+# Which kind of file an import preview found (services.imports.pupils' format codes).
+IMPORT_FORMATS = {"sims": "a SIMS export", "arbor": "an Arbor export",
+                  "consentgate": "ConsentGate's template"}
+
+
+def import_format(code: str) -> str:
+    return IMPORT_FORMATS.get(code, f"a {code} export")
