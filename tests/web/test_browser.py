@@ -76,7 +76,10 @@ def test_class_photo_uploaded_checked_and_published_with_a_face_blurred(
     # Boxes coloured by status are drawn over the photo, one per face.
     expect(head.locator("svg rect.box-unconsented")).to_have_count(1)
     expect(head.locator("svg rect.box-consented")).to_have_count(1)
-    assert head.locator(".overlay-wrap img").evaluate("i => i.complete && i.naturalWidth > 0")
+    picture = head.locator(".overlay-wrap img")
+    picture.scroll_into_view_if_needed()
+    expect(picture).to_have_js_property("complete", True)  # loaded, not only present
+    assert picture.evaluate("i => i.naturalWidth > 0")
     crops = head.locator("li.face img")
     for i in range(crops.count()):
         crops.nth(i).scroll_into_view_if_needed()

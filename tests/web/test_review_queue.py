@@ -20,8 +20,10 @@ from tests.web.a11y import LAPTOP, PHONE, check_both_sizes
 from tests.web.browser import Server, shot, sign_in
 
 CHECKED_S = 180_000
-# A review item of a photo with four faces, on a 390 px phone (it was about 8,000 px).
-MAX_PHONE_PX = 5000
+# A review item of a photo with four faces, on a 390 px phone: it was about 8,000 px;
+# 4,820 px with three places, about 5,140 px with the five places a "publicity" upload is
+# for and capture consent on each face card (reasons beyond the first folded away).
+MAX_PHONE_PX = 5500
 
 
 def _scene(n: int) -> bytes:
