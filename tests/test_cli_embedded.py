@@ -95,7 +95,10 @@ def test_the_readme_first_steps_run_as_written_on_a_fresh_checkout(tmp_path: Pat
             os.killpg(proc.pid, signal.SIGTERM)
     out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
     assert proc.returncode == 0, err[-3000:]
-    upload = json.loads(out.strip().splitlines()[-2])
+    # The server shares stdout and may print (e.g. "worker: Warm shutdown") after the
+    # script's own lines, so find them by what they are, not by position.
+    lines = out.strip().splitlines()
+    upload = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
     assert upload["status"] == "queued", out
-    assert out.strip().splitlines()[-1].startswith("SLT=cg_")
+    assert any(line.startswith("SLT=cg_") for line in lines), out
     assert (project / "consentgate-data" / "consentgate.db").is_file()
