@@ -1,8 +1,9 @@
 """Storage outages during screening (issue 12). The store is the moto child stopped with
 SIGSTOP, so every request hangs until the client's timeouts, as with a wedged MinIO.
 
-The issue's case is a 5-minute outage against retries that last at least an hour. The
-tests scale it: an outage well inside the (shortened) retry horizon ends with every
+The issue's case is a 5-minute outage against retries that last at least an hour, with
+the default settings: `make test` runs it beside the rest of the suite (scripts/pytest.sh),
+since it spends its time waiting. The other tests scale it: an outage well inside the (shortened) retry horizon ends with every
 medium screened and none ever failed; an outage longer than the horizon fails media for a
 transient reason, and they are screened automatically once the store answers. The
 defaults are checked to retry for at least an hour."""
@@ -108,8 +109,8 @@ def test_an_outage_past_the_retry_horizon_is_screened_again_once_the_store_answe
 
 
 @pytest.mark.skipif(not os.environ.get("CONSENTGATE_LONG_FAULT_TESTS"),
-                    reason="a real 5-minute outage, about 10 min in all: "
-                           "set CONSENTGATE_LONG_FAULT_TESTS=1")
+                    reason="a real 5-minute outage, about 6 to 10 min: `make test` runs it "
+                           "beside the suite; alone, set CONSENTGATE_LONG_FAULT_TESTS=1")
 def test_a_five_minute_outage_with_the_default_retry_settings_ends_with_none_failed(
         fault_client: TestClient, s3: S3Server, faces: Path, tmp_path: Path) -> None:
     # The issue's case as it is: 5 minutes, the default waits (15 s doubling to 10 min)
