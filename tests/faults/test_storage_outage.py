@@ -3,10 +3,11 @@ SIGSTOP, so every request hangs until the client's timeouts, as with a wedged Mi
 
 The issue's case is a 5-minute outage against retries that last at least an hour, with
 the default settings: `make test` runs it beside the rest of the suite (scripts/pytest.sh),
-since it spends its time waiting. The other tests scale it: an outage well inside the (shortened) retry horizon ends with every
-medium screened and none ever failed; an outage longer than the horizon fails media for a
-transient reason, and they are screened automatically once the store answers. The
-defaults are checked to retry for at least an hour."""
+since it spends its time waiting. The other tests scale it: an outage well inside the
+(shortened) retry horizon ends with every medium screened and none ever failed; an
+outage longer than the horizon fails media for a transient reason, and they are screened
+automatically once the store answers. The defaults are checked to retry for at least an
+hour."""
 
 from __future__ import annotations
 
